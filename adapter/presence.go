@@ -1,0 +1,27 @@
+package adapter
+
+import "context"
+
+// Presence knows which users have at least one connected socket. A user is
+// online while any of their sockets is connected, on any node; many tabs of
+// one user count as one user.
+//
+// Add and Remove are idempotent per socket: adding a socket twice, or
+// removing one that is not there, changes nothing and reports no
+// transition. That is what keeps duplicate disconnect events from counting
+// a user twice.
+type Presence interface {
+	// Add records socketID of userID. first reports whether the user was
+	// offline before (the user_online transition).
+	Add(ctx context.Context, userID, socketID string) (first bool, err error)
+	// Remove forgets socketID of userID. last reports whether that was the
+	// user's last socket (the user_offline transition).
+	Remove(ctx context.Context, userID, socketID string) (last bool, err error)
+	// IsOnline reports whether userID has a connected socket.
+	IsOnline(ctx context.Context, userID string) (bool, error)
+	// Users returns the online users, sorted.
+	Users(ctx context.Context) ([]string, error)
+	// Counts returns how many users are online and how many sockets they
+	// have in all.
+	Counts(ctx context.Context) (users, sockets int, err error)
+}

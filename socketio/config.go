@@ -1,0 +1,197 @@
+package socketio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/auth"
+)
+
+// TokenVerifier checks a handshake token and says who presents it.
+// *auth.Verifier implements it; a service with its own token format can
+// supply another implementation. Verify's errors should wrap one of the auth
+// package's sentinels, whose codes reach the client.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// Transport names, for Config.Transports.
+const (
+	TransportPolling   = "polling"
+	TransportWebSocket = "websocket"
+)
+
+// Defaults for the zero values of Config fields.
+const (
+	DefaultPath              = "/socket.io/"
+	DefaultPingInterval      = 25 * time.Second
+	DefaultPingTimeout       = 20 * time.Second
+	DefaultConnectTimeout    = 45 * time.Second
+	DefaultMaxHTTPBufferSize = 1_000_000
+	DefaultAckTimeout        = 10 * time.Second
+	DefaultHandlerTimeout    = 30 * time.Second
+)
+
+// PresenceEvent is a user's transition between offline and online.
+type PresenceEvent struct {
+	UserID string
+	Online bool
+	Time   time.Time
+}
+
+// Config configures a Server. The zero value of every field but Verifier has
+// a documented meaning; New copies the Config, so later changes to it have
+// no effect.
+type Config struct {
+	// Verifier checks the token of every handshake. Required.
+	Verifier TokenVerifier
+	// TokenQueryParam, when set, lets a client pass its token in this query
+	// parameter, after the handshake's auth.token and the Authorization
+	// header. Empty (the default) never reads tokens from URLs, which end up
+	// in access logs.
+	TokenQueryParam string
+
+	// Path is where the server is mounted; "" means DefaultPath. Mount the
+	// Server on a mux at the same path.
+	Path string
+	// Transports lists the enabled transports, a subset of
+	// TransportPolling and TransportWebSocket; nil means both (clients start
+	// with polling and upgrade). WebSocket-only needs no sticky sessions
+	// when several nodes run behind a load balancer.
+	Transports []string
+	// PingInterval is how often the server pings a client; 0 means
+	// DefaultPingInterval.
+	PingInterval time.Duration
+	// PingTimeout is how long the server waits for a pong before closing
+	// the connection; 0 means DefaultPingTimeout.
+	PingTimeout time.Duration
+	// ConnectTimeout closes a connection that joins no namespace in time;
+	// 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// MaxHTTPBufferSize is the largest message a client may send, in bytes;
+	// 0 means DefaultMaxHTTPBufferSize.
+	MaxHTTPBufferSize int64
+	// AllowedOrigins lists the origins (scheme://host[:port]) browsers may
+	// connect from; "*" allows any. Empty means same-origin only: a request
+	// whose Origin header names another host is refused with 403. Requests
+	// without an Origin header (server-side clients) are always allowed.
+	AllowedOrigins []string
+
+	// AckTimeout bounds EmitWithAck when its context has no deadline; 0
+	// means DefaultAckTimeout.
+	AckTimeout time.Duration
+	// HandlerTimeout bounds the context handed to event handlers; 0 means
+	// DefaultHandlerTimeout.
+	HandlerTimeout time.Duration
+
+	// Broker carries emits between nodes; nil means a single node
+	// (adapter.NewMemoryBroker). The Server never closes a Broker it is given.
+	Broker adapter.Broker
+	// Presence stores who is online; nil means a single node
+	// (adapter.NewMemoryPresence).
+	Presence adapter.Presence
+
+	// OnPresence is called once per user transition between offline and
+	// online, in order, on a goroutine of the Server, never under its locks.
+	// Nil means no callback.
+	OnPresence func(ctx context.Context, ev PresenceEvent)
+	// BroadcastPresence sends user_online and user_offline to connected
+	// clients. False (the default) tells clients nothing about who else is
+	// online.
+	BroadcastPresence bool
+	// PresenceVisible decides, when BroadcastPresence is set, whether viewer
+	// may learn that subject came online or went offline. Nil lets every
+	// user see every other user.
+	PresenceVisible func(viewerID, subjectID string) bool
+
+	// Logger receives structured logs; nil means no logs. Tokens and
+	// payloads are never logged above Debug.
+	Logger *slog.Logger
+	// Now returns the current time, for payload timestamps; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// normalize returns a copy of c with defaults applied, or every problem it
+// has, joined.
+func (c Config) normalize() (Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.Verifier == nil {
+		bad("Verifier is required")
+	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if !strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, "?#") {
+		bad("Path %q must start with / and have no query or fragment", c.Path)
+	} else if !strings.HasSuffix(c.Path, "/") {
+		c.Path += "/"
+	}
+	if len(c.Transports) == 0 {
+		c.Transports = []string{TransportPolling, TransportWebSocket}
+	}
+	c.Transports = slices.Clone(c.Transports)
+	for _, t := range c.Transports {
+		if t != TransportPolling && t != TransportWebSocket {
+			bad("unknown transport %q (want %q or %q)", t, TransportPolling, TransportWebSocket)
+		}
+	}
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"PingInterval", &c.PingInterval, DefaultPingInterval},
+		{"PingTimeout", &c.PingTimeout, DefaultPingTimeout},
+		{"ConnectTimeout", &c.ConnectTimeout, DefaultConnectTimeout},
+		{"AckTimeout", &c.AckTimeout, DefaultAckTimeout},
+		{"HandlerTimeout", &c.HandlerTimeout, DefaultHandlerTimeout},
+	}
+	for _, d := range durations {
+		switch {
+		case *d.v < 0:
+			bad("%s must not be negative", d.name)
+		case *d.v == 0:
+			*d.v = d.def
+		}
+	}
+	switch {
+	case c.MaxHTTPBufferSize < 0:
+		bad("MaxHTTPBufferSize must not be negative")
+	case c.MaxHTTPBufferSize == 0:
+		c.MaxHTTPBufferSize = DefaultMaxHTTPBufferSize
+	}
+	c.AllowedOrigins = slices.Clone(c.AllowedOrigins)
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("AllowedOrigins: %q is not scheme://host[:port]", o)
+		}
+	}
+	if c.Broker == nil {
+		c.Broker = adapter.NewMemoryBroker()
+	}
+	if c.Presence == nil {
+		c.Presence = adapter.NewMemoryPresence()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, errors.Join(errs...)
+}

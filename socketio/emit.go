@@ -1,0 +1,59 @@
+package socketio
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/events"
+)
+
+// EmitToUser sends ev with payload to every socket of userID: every tab and
+// device, on every node. payload must be ev's payload type. It fails with
+// ErrInvalidUserID, an error wrapping events.ErrPayloadType or
+// events.ErrInvalidPayload, ErrServerClosed after Shutdown began, or the
+// Broker's error when the message cannot reach the cluster. A user with no
+// connected socket is not an error: the event is simply not delivered.
+func (s *Server) EmitToUser(ctx context.Context, userID string, ev events.Event, payload any) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
+	return s.publish(ctx, []string{UserRoom(userID)}, nil, ev, payload)
+}
+
+// EmitToRoom sends ev with payload to every socket in room, on every node.
+// It fails like EmitToUser, with ErrInvalidRoom for a bad room name.
+func (s *Server) EmitToRoom(ctx context.Context, room string, ev events.Event, payload any) error {
+	if err := ValidateRoom(room); err != nil {
+		return err
+	}
+	return s.publish(ctx, []string{room}, nil, ev, payload)
+}
+
+func (s *Server) publish(ctx context.Context, rooms, except []string, ev events.Event, payload any) error {
+	if err := s.errIfClosed(); err != nil {
+		return err
+	}
+	return s.publishAlways(ctx, rooms, except, ev, payload)
+}
+
+// publishAlways is publish without the shutdown check, for the presence
+// notes that Shutdown itself causes.
+func (s *Server) publishAlways(ctx context.Context, rooms, except []string, ev events.Event, payload any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ev == nil {
+		return fmt.Errorf("%w: nil event", events.ErrInvalidName)
+	}
+	data, err := ev.EncodeAny(payload, s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	m := adapter.Message{Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: ev.Name(), Data: data}
+	if err := s.cfg.Broker.Publish(ctx, m); err != nil {
+		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
+	}
+	return nil
+}

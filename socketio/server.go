@@ -1,0 +1,402 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/auth"
+	"github.com/herald-rt/herald/events"
+)
+
+// Server is a Socket.IO v4 server whose every socket belongs to an
+// authenticated user. It is an http.Handler: mount it at Config.Path.
+//
+// All methods are safe for concurrent use.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	io     *socket.Server
+	engine http.Handler
+
+	// ctx ends when Shutdown has finished with the sockets; every goroutine
+	// the Server starts ends with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	lifeMu  sync.Mutex // guards stopped and wg.Add
+	stopped bool
+	wg      sync.WaitGroup
+
+	closing      atomic.Bool
+	shutdownOnce sync.Once
+	shutdownErr  error
+	done         chan struct{}
+
+	mu       sync.RWMutex
+	sockets  map[string]*Socket
+	handlers map[string]handler
+	emptied  chan struct{} // signalled when a socket is removed
+
+	presenceMu sync.Mutex // orders presence transitions with their notes
+	notes      *noteQueue
+}
+
+// New validates cfg and returns a Server that is ready to be mounted. It
+// reports every problem in cfg at once, does no I/O and starts only the
+// goroutine that delivers presence notifications.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		done:     make(chan struct{}),
+		sockets:  make(map[string]*Socket),
+		handlers: make(map[string]handler),
+		emptied:  make(chan struct{}, 1),
+		notes:    newNoteQueue(),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	opts := socket.DefaultServerOptions()
+	opts.SetPath(strings.TrimSuffix(cfg.Path, "/"))
+	opts.SetServeClient(false)
+	opts.SetPingInterval(cfg.PingInterval)
+	opts.SetPingTimeout(cfg.PingTimeout)
+	opts.SetConnectTimeout(cfg.ConnectTimeout)
+	opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
+	opts.SetAllowEIO3(false)
+	transports := types.NewSet[socket.TransportCtor]()
+	for _, t := range cfg.Transports {
+		switch t {
+		case TransportPolling:
+			transports.Add(socket.Polling)
+		case TransportWebSocket:
+			transports.Add(socket.WebSocket)
+		}
+	}
+	opts.SetTransports(transports)
+	if len(cfg.AllowedOrigins) > 0 {
+		opts.SetCors(&types.Cors{Origin: s.originAllowedCORS, Credentials: true})
+	}
+
+	s.io = socket.NewServer(nil, opts)
+	s.engine = s.io.ServeHandler(nil)
+	s.io.Use(s.authenticate)
+	if err := s.io.On("connection", func(args ...any) {
+		if raw, ok := firstArg[*socket.Socket](args); ok {
+			s.onConnection(raw)
+		}
+	}); err != nil {
+		return nil, fmt.Errorf("socketio: register connection handler: %w", err)
+	}
+	if err := cfg.Broker.Subscribe(s.deliver); err != nil {
+		return nil, fmt.Errorf("%w: Broker: %w", ErrInvalidConfig, err)
+	}
+	s.goroutine(s.runNotes)
+	return s, nil
+}
+
+func firstArg[T any](args []any) (T, bool) {
+	var zero T
+	if len(args) == 0 {
+		return zero, false
+	}
+	v, ok := args[0].(T)
+	return v, ok
+}
+
+// goroutine runs fn on a goroutine that Shutdown waits for. fn must return
+// when ctx ends. It reports false, and does not run fn, once the Server has
+// stopped.
+func (s *Server) goroutine(fn func(ctx context.Context)) bool {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(s.ctx)
+	}()
+	return true
+}
+
+// Path returns where the Server expects to be mounted, e.g. "/socket.io/".
+func (s *Server) Path() string { return s.cfg.Path }
+
+// ServeHTTP implements http.Handler for Socket.IO's Engine.IO endpoint.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, s.cfg.Path) && r.URL.Path+"/" != s.cfg.Path {
+		writeJSONError(w, http.StatusNotFound, "not_found", "not a socket.io path")
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
+		writeJSONError(w, http.StatusForbidden, "origin_not_allowed", "origin not allowed")
+		return
+	}
+	if s.closing.Load() && r.URL.Query().Get("sid") == "" {
+		w.Header().Set("Retry-After", "1")
+		writeJSONError(w, http.StatusServiceUnavailable, CodeServerShuttingDown, "server shutting down")
+		return
+	}
+	s.engine.ServeHTTP(w, r)
+}
+
+func (s *Server) originAllowed(origin, host string) bool {
+	if len(s.cfg.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, host)
+	}
+	return s.originAllowedCORS(origin)
+}
+
+func (s *Server) originAllowedCORS(origin string) bool {
+	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool {
+		return o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
+	})
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"success": false,
+		"error":   Error{Code: code, Message: message},
+	})
+}
+
+// authenticate is the namespace middleware that verifies every handshake.
+func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedError)) {
+	if s.closing.Load() {
+		next(socket.NewExtendedError("server shutting down", map[string]any{"code": CodeServerShuttingDown}))
+		return
+	}
+	h := auth.Handshake{}
+	if hs := raw.Handshake(); hs != nil {
+		h.Auth = hs.Auth
+	}
+	if req := raw.Request(); req != nil && req.Request() != nil {
+		h.Header = req.Request().Header
+		h.Query = req.Request().URL.Query()
+	}
+	token, err := auth.ExtractToken(h, auth.ExtractOptions{QueryParam: s.cfg.TokenQueryParam})
+	var p auth.Principal
+	if err == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		p, err = s.cfg.Verifier.Verify(ctx, token)
+		cancel()
+	}
+	if err == nil {
+		if e := validateUserID(p.UserID); e != nil {
+			err = fmt.Errorf("%w: %w", auth.ErrTokenInvalid, e)
+		}
+	}
+	if err != nil {
+		code := auth.Code(err)
+		s.log.Info("handshake rejected", "code", code, "reason", err.Error(), "remote", raw.Conn().RemoteAddress())
+		next(socket.NewExtendedError("unauthorized", map[string]any{"code": code}))
+		return
+	}
+	raw.SetData(&p)
+	next(nil)
+}
+
+func (s *Server) onConnection(raw *socket.Socket) {
+	p, ok := raw.Data().(*auth.Principal)
+	if !ok || s.closing.Load() {
+		raw.Disconnect(true)
+		return
+	}
+	sock := newSocket(s, raw, *p)
+	s.mu.Lock()
+	s.sockets[sock.id] = sock
+	s.mu.Unlock()
+
+	raw.Join(socket.Room(UserRoom(sock.userID)))
+	raw.OnAny(func(args ...any) { s.onEvent(sock, args) })
+	_ = raw.On("disconnect", func(args ...any) {
+		reason, _ := firstArg[string](args)
+		s.onDisconnect(sock, reason)
+	})
+	if !raw.Connected() {
+		// It closed before the listener above was registered.
+		s.onDisconnect(sock, "transport close")
+		return
+	}
+	s.log.Debug("socket connected", "sid", sock.id, "user", sock.userID, "transport", sock.Transport())
+
+	s.presenceMu.Lock()
+	first, err := s.cfg.Presence.Add(s.ctx, sock.userID, sock.id)
+	if first {
+		s.notes.push(PresenceEvent{UserID: sock.userID, Online: true, Time: s.cfg.Now()})
+	}
+	s.presenceMu.Unlock()
+	if err != nil {
+		s.log.Error("presence add failed", "user", sock.userID, "err", err)
+	}
+	if err := Emit(s.ctx, sock, events.Authenticated, events.AuthenticatedPayload{UserID: sock.userID}); err != nil {
+		s.log.Debug("authenticated event not sent", "sid", sock.id, "err", err)
+	}
+}
+
+func (s *Server) onDisconnect(sock *Socket, reason string) {
+	sock.once.Do(func() {
+		sock.cancel()
+		s.mu.Lock()
+		delete(s.sockets, sock.id)
+		s.mu.Unlock()
+		select {
+		case s.emptied <- struct{}{}:
+		default:
+		}
+		s.presenceMu.Lock()
+		last, err := s.cfg.Presence.Remove(context.WithoutCancel(s.ctx), sock.userID, sock.id)
+		if last {
+			s.notes.push(PresenceEvent{UserID: sock.userID, Online: false, Time: s.cfg.Now()})
+		}
+		s.presenceMu.Unlock()
+		if err != nil {
+			s.log.Error("presence remove failed", "user", sock.userID, "err", err)
+		}
+		s.log.Debug("socket disconnected", "sid", sock.id, "user", sock.userID, "reason", reason)
+	})
+}
+
+// deliver hands a message from the Broker to this node's sockets.
+func (s *Server) deliver(m adapter.Message) {
+	op := s.io.Local()
+	if len(m.Rooms) > 0 {
+		op = op.To(toRooms(m.Rooms)...)
+	}
+	if len(m.Except) > 0 {
+		op = op.Except(toRooms(m.Except)...)
+	}
+	if err := op.Emit(m.Event, m.Data); err != nil {
+		s.log.Warn("delivery failed", "event", m.Event, "err", err)
+	}
+}
+
+func toRooms(names []string) []socket.Room {
+	rooms := make([]socket.Room, len(names))
+	for i, n := range names {
+		rooms[i] = socket.Room(n)
+	}
+	return rooms
+}
+
+// Shutdown stops the Server: it refuses new handshakes, closes every
+// socket's connection (clients see "transport close" and reconnect, to
+// another node if there is one), marks their users offline, delivers the
+// pending presence notifications and stops every goroutine it started.
+//
+// Shutdown returns ctx.Err() if ctx ends first; the sockets still open are
+// then closed forcibly and their users marked offline before it returns.
+// Shutdown is idempotent: later calls wait for the first to finish. It does
+// not close a Broker or Presence passed in the Config. http.Server.Shutdown
+// does not close WebSockets: call both.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	first := false
+	s.shutdownOnce.Do(func() {
+		first = true
+		s.shutdownErr = s.shutdown(ctx)
+		close(s.done)
+	})
+	if first {
+		return s.shutdownErr
+	}
+	select {
+	case <-s.done:
+		return s.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	var ctxErr error
+	for _, sock := range s.snapshot() {
+		sock.raw.Disconnect(true)
+	}
+	for ctxErr == nil && s.SocketCount() > 0 {
+		select {
+		case <-s.emptied:
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			ctxErr = ctx.Err()
+		}
+	}
+	// Forget what did not close in time, so its users go offline.
+	for _, sock := range s.snapshot() {
+		s.onDisconnect(sock, "server shutting down")
+	}
+	closed := make(chan error, 1)
+	s.io.Close(func(err error) { closed <- err })
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+	}
+
+	s.lifeMu.Lock()
+	s.stopped = true
+	s.lifeMu.Unlock()
+	s.notes.close()
+	waited := make(chan struct{})
+	go func() {
+		// Presence notes drain first; then the rest is told to stop.
+		s.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		// A handler that ignores its context may still be running; it is
+		// told to stop, but Shutdown keeps its deadline.
+		ctxErr = ctx.Err()
+	}
+	s.cancel()
+	return ctxErr
+}
+
+func (s *Server) snapshot() []*Socket {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Socket, 0, len(s.sockets))
+	for _, sock := range s.sockets {
+		out = append(out, sock)
+	}
+	return out
+}
+
+// SocketCount returns how many sockets are connected to this node.
+func (s *Server) SocketCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.sockets)
+}
+
+// errIfClosed returns ErrServerClosed once Shutdown has begun.
+func (s *Server) errIfClosed() error {
+	if s.closing.Load() {
+		return ErrServerClosed
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package socketio
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/herald-rt/herald/auth"
+)
+
+// UserRoomPrefix starts the name of every user's room.
+const UserRoomPrefix = "user:"
+
+// MaxRoomLength is the longest room name accepted, in bytes.
+const MaxRoomLength = 512
+
+// maxUserIDLength is the longest user id accepted, in bytes.
+const maxUserIDLength = 256
+
+// UserRoom returns the room that every socket of userID joins.
+func UserRoom(userID string) string { return UserRoomPrefix + userID }
+
+func validateUserID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidUserID)
+	case len(id) > maxUserIDLength:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidUserID, maxUserIDLength)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidUserID)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: has control characters", ErrInvalidUserID)
+	}
+	return nil
+}
+
+// ValidateRoom reports whether name can be used as a room name. The error
+// wraps ErrInvalidRoom.
+func ValidateRoom(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrInvalidRoom)
+	case len(name) > MaxRoomLength:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidRoom, MaxRoomLength)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidRoom)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: has control characters", ErrInvalidRoom)
+	}
+	return nil
+}
+
+// Socket is one connection of an authenticated user. Methods are safe for
+// concurrent use.
+type Socket struct {
+	srv       *Server
+	raw       *socket.Socket
+	id        string
+	userID    string
+	principal auth.Principal
+
+	ctx    context.Context // ends when the socket disconnects
+	cancel context.CancelFunc
+	once   sync.Once // guards the disconnect bookkeeping
+
+	emitMu sync.Mutex // upstream's Timeout flag is per socket, not per call
+	tasks  serialQueue
+}
+
+func newSocket(srv *Server, raw *socket.Socket, p auth.Principal) *Socket {
+	ctx, cancel := context.WithCancel(srv.ctx)
+	p.Claims = maps.Clone(p.Claims)
+	return &Socket{
+		srv:       srv,
+		raw:       raw,
+		id:        string(raw.Id()),
+		userID:    p.UserID,
+		principal: p,
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+}
+
+// ID returns the socket id, which the client sees as socket.id.
+func (s *Socket) ID() string { return s.id }
+
+// UserID returns the authenticated user's id.
+func (s *Socket) UserID() string { return s.userID }
+
+// ExpiresAt returns when the token presented at the handshake expires.
+func (s *Socket) ExpiresAt() time.Time { return s.principal.ExpiresAt }
+
+// Claim returns one claim of the token presented at the handshake.
+func (s *Socket) Claim(name string) (any, bool) {
+	v, ok := s.principal.Claims[name]
+	return v, ok
+}
+
+// Context returns a context that ends when the socket disconnects.
+func (s *Socket) Context() context.Context { return s.ctx }
+
+// Connected reports whether the socket is still connected.
+func (s *Socket) Connected() bool { return s.ctx.Err() == nil && s.raw.Connected() }
+
+// Transport returns "polling" or "websocket".
+func (s *Socket) Transport() string {
+	if conn := s.raw.Conn(); conn != nil && conn.Transport() != nil {
+		return conn.Transport().Name()
+	}
+	return ""
+}
+
+// Join adds the socket to room. User rooms (UserRoomPrefix) are managed by
+// the Server and cannot be joined.
+func (s *Socket) Join(room string) error {
+	if err := ValidateRoom(room); err != nil {
+		return err
+	}
+	if strings.HasPrefix(room, UserRoomPrefix) {
+		return fmt.Errorf("%w: %q: user rooms are managed by the server", ErrInvalidRoom, room)
+	}
+	if !s.Connected() {
+		return ErrDisconnected
+	}
+	s.raw.Join(socket.Room(room))
+	return nil
+}
+
+// Leave removes the socket from room.
+func (s *Socket) Leave(room string) error {
+	if err := ValidateRoom(room); err != nil {
+		return err
+	}
+	if strings.HasPrefix(room, UserRoomPrefix) {
+		return fmt.Errorf("%w: %q: user rooms are managed by the server", ErrInvalidRoom, room)
+	}
+	s.raw.Leave(socket.Room(room))
+	return nil
+}
+
+// Disconnect ends the socket. The client sees "io server disconnect" and
+// does not reconnect by itself.
+func (s *Socket) Disconnect() {
+	s.raw.Disconnect(false)
+}
+
+// serialQueue runs a socket's handler calls one at a time, in arrival
+// order, on a goroutine of the Server that exists only while work is queued.
+type serialQueue struct {
+	mu      sync.Mutex
+	tasks   []func(context.Context)
+	running bool
+}
+
+func (q *serialQueue) push(srv *Server, task func(context.Context)) bool {
+	q.mu.Lock()
+	q.tasks = append(q.tasks, task)
+	if q.running {
+		q.mu.Unlock()
+		return true
+	}
+	q.running = true
+	q.mu.Unlock()
+	started := srv.goroutine(func(ctx context.Context) {
+		for {
+			q.mu.Lock()
+			if len(q.tasks) == 0 {
+				q.running = false
+				q.tasks = nil
+				q.mu.Unlock()
+				return
+			}
+			next := q.tasks[0]
+			q.tasks[0] = nil
+			q.tasks = q.tasks[1:]
+			q.mu.Unlock()
+			next(ctx)
+		}
+	})
+	if !started {
+		q.mu.Lock()
+		q.running = false
+		q.tasks = nil
+		q.mu.Unlock()
+	}
+	return started
+}
