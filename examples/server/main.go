@@ -1,0 +1,102 @@
+// Command server is herald's demo: a Go backend that pushes job and analysis
+// progress, and presence, to browsers running the unmodified
+// socket.io-client.
+//
+//	npm ci --prefix examples && go run ./examples/server
+//
+// then open http://localhost:3000 in two tabs and pick a user name in each.
+//
+// Environment:
+//
+//	HERALD_ADDR        listen address (default localhost:3000)
+//	HERALD_JWT_SECRET  HS256 secret that verifies tokens; unset = dev mode
+//	                   with a random secret and GET /dev/token?user=ID
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "herald demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	addr := os.Getenv("HERALD_ADDR")
+	if addr == "" {
+		addr = "localhost:3000"
+	}
+	cfg := appConfig{Secret: []byte(os.Getenv("HERALD_JWT_SECRET")), Logger: logger, BundlePath: findBundle()}
+	if len(cfg.Secret) == 0 {
+		cfg.DevMode = true
+		cfg.Secret = make([]byte, 32)
+		if _, err := rand.Read(cfg.Secret); err != nil {
+			return err
+		}
+	}
+	a, err := newApp(cfg)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Printf("herald demo listening on http://%s\n", ln.Addr())
+	if cfg.DevMode {
+		fmt.Println("dev mode: HERALD_JWT_SECRET is unset, so tokens are signed with a random secret and GET /dev/token?user=ID hands them out")
+	}
+	if cfg.BundlePath == "" {
+		fmt.Println("socket.io-client bundle not found: run `npm ci --prefix examples` for the web page (the APIs work without it)")
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Println("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Sockets first: http.Server.Shutdown does not close WebSockets.
+	appErr := a.Shutdown(shutdownCtx)
+	httpErr := httpSrv.Shutdown(shutdownCtx)
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return errors.Join(appErr, httpErr)
+}
+
+// findBundle looks for socket.io-client's browser bundle, installed by
+// `npm ci --prefix examples`, from the usual working directories.
+func findBundle() string {
+	const rel = "node_modules/socket.io-client/dist/socket.io.min.js"
+	for _, dir := range []string{"examples", ".", ".."} {
+		p := dir + "/" + rel
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
