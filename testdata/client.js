@@ -1,0 +1,300 @@
+#!/usr/bin/env node
+// client.js drives ONE socket.io-client connection for herald's Go tests
+// (see internal/nodeclient). It is controlled by JSON lines on stdin and
+// reports JSON lines on stdout, one object per line.
+//
+// Usage: node client.js '<json options>'
+//
+// Options: {url, path?, transports?, upgrade?, auth?, extraHeaders?, query?,
+// reconnection? (default false), timeout?, ...}. Every key except url is passed
+// to io() as is; forceNew is always true and reconnection defaults to false.
+//
+// Printed:
+//   {"type":"connect","id":..,"transport":"websocket|polling","recovered":bool}
+//   {"type":"upgrade","transport":"websocket"}
+//   {"type":"connect_error","message":..,"data":..}
+//   {"type":"disconnect","reason":..,"description":..}
+//   {"type":"event","event":..,"args":[..],"hasAck":bool,"seq":N,"autoAcked":bool}
+//   {"type":"reconnect_attempt","attempt":N} {"type":"reconnect","attempt":N}
+//   {"type":"reconnect_error","message":..} {"type":"reconnect_failed"}
+//   {"type":"ack","id":K,"args":[..]} {"type":"ack_error","id":K,"message":..}
+//   {"type":"count","event":..,"n":N,"inOrder":bool,"lastSeq":N|null}
+//   {"type":"error","message":..}
+//
+// Commands (stdin):
+//   {"cmd":"emit","event":..,"args":[..]}
+//   {"cmd":"emitWithAck","id":K,"event":..,"args":[..],"timeoutMs":T}
+//   {"cmd":"ack","seq":N,"args":[..]}
+//   {"cmd":"autoAck","event":..,"args":[..]}
+//   {"cmd":"countOnly","event":..}   (resets the counter of that event)
+//   {"cmd":"report","event":..}
+//   {"cmd":"disconnect"} {"cmd":"connect"} {"cmd":"setAuth","auth":{..}}
+//   {"cmd":"close"}                  (disconnect and exit 0; so does EOF on stdin)
+//
+// Binary values are written as {"$binary":"<base64>"}, and such an object in
+// the args of a command is sent as a Buffer.
+"use strict";
+
+const readline = require("node:readline");
+const { io } = require("socket.io-client");
+
+// Writes to a pipe are synchronous on Linux, so every line is flushed at once.
+function out(obj) {
+  let line;
+  try {
+    line = JSON.stringify(obj, binaryReplacer);
+  } catch (err) {
+    line = JSON.stringify({ type: "error", message: `cannot serialise ${obj && obj.type}: ${err.message}` });
+  }
+  process.stdout.write(line + "\n");
+}
+
+function fail(message) {
+  out({ type: "error", message: String(message) });
+}
+
+// binaryReplacer looks at this[key], the value before Buffer#toJSON ran.
+function binaryReplacer(key, value) {
+  const orig = this[key];
+  if (Buffer.isBuffer(orig)) {
+    return { $binary: orig.toString("base64") };
+  }
+  if (orig instanceof ArrayBuffer) {
+    return { $binary: Buffer.from(orig).toString("base64") };
+  }
+  if (ArrayBuffer.isView(orig)) {
+    return { $binary: Buffer.from(orig.buffer, orig.byteOffset, orig.byteLength).toString("base64") };
+  }
+  return value;
+}
+
+function binaryReviver(key, value) {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    const keys = Object.keys(value);
+    if (keys.length === 1 && keys[0] === "$binary" && typeof value.$binary === "string") {
+      return Buffer.from(value.$binary, "base64");
+    }
+  }
+  return value;
+}
+
+function argsOf(cmd) {
+  if (cmd.args === undefined || cmd.args === null) {
+    return [];
+  }
+  if (!Array.isArray(cmd.args)) {
+    throw new Error(`${cmd.cmd}: args must be an array`);
+  }
+  return cmd.args;
+}
+
+function requireString(cmd, field) {
+  if (typeof cmd[field] !== "string" || cmd[field] === "") {
+    throw new Error(`${cmd.cmd}: ${field} must be a non-empty string`);
+  }
+  return cmd[field];
+}
+
+let opts;
+try {
+  opts = JSON.parse(process.argv[2] || "", binaryReviver);
+  if (!opts || typeof opts !== "object" || typeof opts.url !== "string") {
+    throw new Error("options must be a JSON object with a string url");
+  }
+} catch (err) {
+  fail(`bad options: ${err.message}`);
+  process.exit(2);
+}
+
+const { url, ...ioOpts } = opts;
+if (ioOpts.reconnection === undefined) {
+  ioOpts.reconnection = false;
+}
+ioOpts.forceNew = true;
+const ackTimeoutDefault = ioOpts.ackTimeout !== undefined;
+
+const socket = io(url, ioOpts);
+const manager = socket.io;
+
+let seq = 0;
+const pendingAcks = new Map(); // seq -> ack callback of an incoming event
+const autoAcks = new Map(); // event -> args
+const counters = new Map(); // event -> {n, inOrder, lastSeq}
+
+socket.on("connect", () => {
+  const engine = manager.engine;
+  out({
+    type: "connect",
+    id: socket.id,
+    transport: engine && engine.transport ? engine.transport.name : null,
+    recovered: Boolean(socket.recovered),
+  });
+});
+
+socket.on("connect_error", (err) => {
+  out({
+    type: "connect_error",
+    message: err && err.message,
+    data: err && err.data !== undefined ? err.data : null,
+  });
+});
+
+socket.on("disconnect", (reason, details) => {
+  const msg = { type: "disconnect", reason };
+  if (details && details.description !== undefined) {
+    const d = details.description;
+    msg.description = d instanceof Error ? d.message : typeof d === "object" ? undefined : String(d);
+  }
+  out(msg);
+});
+
+manager.on("open", () => {
+  manager.engine.on("upgrade", (transport) => {
+    out({ type: "upgrade", transport: transport && transport.name });
+  });
+});
+manager.on("reconnect_attempt", (attempt) => out({ type: "reconnect_attempt", attempt }));
+manager.on("reconnect", (attempt) => out({ type: "reconnect", attempt }));
+manager.on("reconnect_error", (err) => out({ type: "reconnect_error", message: err && err.message }));
+manager.on("reconnect_failed", () => out({ type: "reconnect_failed" }));
+
+socket.onAny((event, ...args) => {
+  let ack = null;
+  if (args.length > 0 && typeof args[args.length - 1] === "function") {
+    ack = args.pop();
+  }
+  const n = ++seq;
+  let autoAcked = false;
+  if (ack && autoAcks.has(event)) {
+    ack(...autoAcks.get(event));
+    autoAcked = true;
+  } else if (ack) {
+    pendingAcks.set(n, ack);
+  }
+
+  const counter = counters.get(event);
+  if (counter) {
+    counter.n++;
+    const first = args[0];
+    const s = first && typeof first === "object" ? first.seq : undefined;
+    if (typeof s !== "number" || (counter.lastSeq !== null && s <= counter.lastSeq)) {
+      counter.inOrder = false;
+    }
+    if (typeof s === "number") {
+      counter.lastSeq = s;
+    }
+    return;
+  }
+  out({ type: "event", event, args, hasAck: ack !== null, seq: n, autoAcked });
+});
+
+const commands = {
+  emit(cmd) {
+    socket.emit(requireString(cmd, "event"), ...argsOf(cmd));
+  },
+  emitWithAck(cmd) {
+    const id = cmd.id;
+    const event = requireString(cmd, "event");
+    const args = argsOf(cmd);
+    const timeoutMs = Number(cmd.timeoutMs) || 0;
+    if (timeoutMs > 0 || ackTimeoutDefault) {
+      const target = timeoutMs > 0 ? socket.timeout(timeoutMs) : socket;
+      target.emit(event, ...args, (err, ...resp) => {
+        if (err) {
+          out({ type: "ack_error", id, message: err.message || String(err) });
+        } else {
+          out({ type: "ack", id, args: resp });
+        }
+      });
+    } else {
+      socket.emit(event, ...args, (...resp) => out({ type: "ack", id, args: resp }));
+    }
+  },
+  ack(cmd) {
+    const ack = pendingAcks.get(cmd.seq);
+    if (!ack) {
+      throw new Error(`ack: no pending ack callback for seq ${cmd.seq}`);
+    }
+    pendingAcks.delete(cmd.seq);
+    ack(...argsOf(cmd));
+  },
+  autoAck(cmd) {
+    autoAcks.set(requireString(cmd, "event"), argsOf(cmd));
+  },
+  countOnly(cmd) {
+    counters.set(requireString(cmd, "event"), { n: 0, inOrder: true, lastSeq: null });
+  },
+  report(cmd) {
+    const event = requireString(cmd, "event");
+    const c = counters.get(event) || { n: 0, inOrder: true, lastSeq: null };
+    out({ type: "count", event, n: c.n, inOrder: c.inOrder, lastSeq: c.lastSeq });
+  },
+  disconnect() {
+    socket.disconnect();
+  },
+  connect() {
+    socket.connect();
+  },
+  setAuth(cmd) {
+    if (!cmd.auth || typeof cmd.auth !== "object" || Array.isArray(cmd.auth)) {
+      throw new Error("setAuth: auth must be an object");
+    }
+    socket.auth = cmd.auth;
+  },
+  close() {
+    shutdown();
+  },
+};
+
+let closing = false;
+
+// shutdown disconnects (so the server sees "client namespace disconnect"),
+// then lets the process end once the connection is closed, or after 2s.
+function shutdown() {
+  if (closing) {
+    return;
+  }
+  closing = true;
+  rl.close();
+  process.stdin.destroy();
+  socket.disconnect();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+
+const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on("line", (line) => {
+  if (closing || line.trim() === "") {
+    return;
+  }
+  let cmd;
+  try {
+    cmd = JSON.parse(line, binaryReviver);
+  } catch (err) {
+    fail(`bad command: ${err.message}`);
+    return;
+  }
+  if (!cmd || typeof cmd !== "object" || Array.isArray(cmd)) {
+    fail("bad command: not a JSON object");
+    return;
+  }
+  const handler = Object.prototype.hasOwnProperty.call(commands, cmd.cmd) ? commands[cmd.cmd] : null;
+  if (!handler) {
+    fail(`unknown cmd: ${JSON.stringify(cmd.cmd)}`);
+    return;
+  }
+  try {
+    handler(cmd);
+  } catch (err) {
+    fail(err && err.message ? err.message : String(err));
+  }
+});
+rl.on("close", shutdown);
+
+process.on("uncaughtException", (err) => {
+  fail(`uncaught: ${err && err.stack ? err.stack : String(err)}`);
+});
+process.on("unhandledRejection", (err) => {
+  fail(`unhandled rejection: ${err && err.message ? err.message : String(err)}`);
+});
+// A reader that went away must not turn into an endless stream of errors.
+process.stdout.on("error", () => process.exit(0));
