@@ -129,21 +129,33 @@ func (d *Def[T]) String() string { return d.name }
 // JSON encoding with a "timestamp" member (RFC 3339, UTC) set to now when p
 // does not already carry a non-zero one.
 func (d *Def[T]) Encode(p T, now time.Time) (json.RawMessage, error) {
+	if isNil(p) {
+		return nil, fmt.Errorf("%w: %s: nil payload", ErrInvalidPayload, d.name)
+	}
 	if v, ok := any(p).(Validator); ok {
 		if err := v.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidPayload, d.name, err)
 		}
 	}
+	// p is a copy: stamping it leaves the caller's value alone. A pointer
+	// payload is not stamped; addTimestamp adds the member instead.
 	if s, ok := any(&p).(stamper); ok {
 		s.stamp(now)
-	} else if s, ok := any(p).(stamper); ok && !reflect.ValueOf(p).IsNil() {
-		s.stamp(now) // T is a pointer to a struct embedding Meta
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidPayload, d.name, err)
 	}
 	return addTimestamp(b, now)
+}
+
+func isNil[T any](p T) bool {
+	v := reflect.ValueOf(&p).Elem()
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // EncodeAny implements Event.
