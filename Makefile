@@ -1,0 +1,38 @@
+# herald's developer commands. `make test` is what CI runs (.ci/run).
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: test demo deps lint fuzz bench
+
+# Node packages for the tests (socket.io-client, playwright-core) and the
+# demo page (socket.io-client's browser bundle), from the committed locks.
+testdata/node_modules/.package-lock.json: testdata/package-lock.json
+	cd testdata && npm ci --no-audit --no-fund
+examples/node_modules/.package-lock.json: examples/package-lock.json
+	cd examples && npm ci --no-audit --no-fund
+
+deps: testdata/node_modules/.package-lock.json examples/node_modules/.package-lock.json
+
+# Run the demo on http://localhost:3000 (HERALD_ADDR to change it).
+demo: examples/node_modules/.package-lock.json
+	$(GO) run ./examples/server
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Every test, with the race detector and the goroutine-leak check, then each
+# fuzz target for a short while.
+test: deps lint
+	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzExtractToken$$' -fuzztime=$(FUZZTIME) ./auth
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./auth
+	$(GO) test -run='^$$' -fuzz='^FuzzVerifySigned$$' -fuzztime=$(FUZZTIME) ./auth
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./events
+	$(GO) test -run='^$$' -fuzz='^FuzzValidateRoom$$' -fuzztime=$(FUZZTIME) ./socketio
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
