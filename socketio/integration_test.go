@@ -574,18 +574,29 @@ func TestShutdown(t *testing.T) {
 	var log presenceLog
 	ts := startServer(t, socketio.Config{OnPresence: log.add})
 	ctx := testCtx(t, 20*time.Second)
-	ws := ts.connect(t, "alice", "websocket")
-	poll := ts.connect(t, "bob", "polling")
+	connect := func(user, transport string) *nodeclient.Client {
+		c := nodeclient.Start(t, nodeclient.Options{URL: ts.URL, Transports: []string{transport}, Reconnection: true,
+			Auth: map[string]any{"token": ts.token(t, user)}, Extra: map[string]any{"reconnectionDelay": 100, "reconnectionDelayMax": 200}})
+		if _, err := c.WaitEvent(ctx, "authenticated"); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ws := connect("alice", "websocket")
+	poll := connect("bob", "polling")
 
 	must(t, ts.Shutdown(ctx))
 	for _, c := range []*nodeclient.Client{ws, poll} {
 		m, err := c.WaitType(ctx, "disconnect")
 		must(t, err)
-		// "transport close" (or "transport error" for polling) makes
-		// socket.io-client reconnect by itself; "io server disconnect"
-		// would not.
-		if m.Reason == "io server disconnect" {
-			t.Fatalf("disconnect reason %q stops the client from reconnecting", m.Reason)
+		// "transport close" makes socket.io-client reconnect by itself (to
+		// another node behind the load balancer); "io server disconnect"
+		// would stop it for good.
+		if m.Reason != "transport close" {
+			t.Fatalf("disconnect reason %q, want \"transport close\"", m.Reason)
+		}
+		if _, err := c.WaitType(ctx, "reconnect_attempt"); err != nil {
+			t.Fatalf("client does not try to reconnect: %v", err)
 		}
 	}
 	if users, _ := ts.OnlineUsers(ctx); len(users) != 0 {

@@ -52,6 +52,8 @@ type Server struct {
 
 	presenceMu sync.Mutex // orders presence transitions with their notes
 	notes      *noteQueue
+
+	polls pendingPolls // long-poll GETs in flight, see polls.go
 }
 
 // New validates cfg and returns a Server that is ready to be mounted. It
@@ -154,6 +156,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() && r.URL.Query().Get("sid") == "" {
 		w.Header().Set("Retry-After", "1")
 		writeJSONError(w, http.StatusServiceUnavailable, CodeServerShuttingDown, "server shutting down")
+		return
+	}
+	if sid := r.URL.Query().Get("sid"); sid != "" && r.Method == http.MethodGet && r.URL.Query().Get("transport") == TransportPolling {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		pw := newPollWriter(w, cancel)
+		s.polls.add(sid, pw)
+		defer s.polls.remove(sid, pw)
+		s.engine.ServeHTTP(pw, r.WithContext(ctx))
 		return
 	}
 	s.engine.ServeHTTP(w, r)
@@ -332,8 +343,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	var ctxErr error
+	// Closing the Engine.IO connection (not sending a Socket.IO DISCONNECT,
+	// which tells socket.io-client never to reconnect) flushes what is
+	// buffered, then the client sees "transport close" and reconnects.
 	for _, sock := range s.snapshot() {
-		sock.raw.Disconnect(true)
+		s.closeConn(sock)
 	}
 	for ctxErr == nil && s.SocketCount() > 0 {
 		select {
@@ -374,6 +388,43 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	return ctxErr
+}
+
+// closeConn closes sock's Engine.IO connection so that the client sees
+// "transport close" and reconnects. Buffered packets are flushed first. For
+// long-polling it works around upstream's lost close packet (polls.go).
+func (s *Server) closeConn(sock *Socket) {
+	conn := sock.raw.Conn()
+	if conn == nil {
+		sock.raw.Disconnect(true)
+		return
+	}
+	sid := conn.Id()
+	if tr := conn.Transport(); tr == nil || tr.Name() != TransportPolling {
+		conn.Close(false)
+		return
+	}
+	_ = conn.Once("close", func(...any) { s.polls.close(sid) })
+	tr := conn.Transport()
+	var once sync.Once
+	closeNow := func() {
+		once.Do(func() {
+			conn.Close(false)
+			if conn.ReadyState() == "closed" {
+				s.polls.close(sid)
+			}
+		})
+	}
+	// A poll is parked when the transport is writable; "ready" fires when
+	// the next one arrives, after upstream flushed buffered packets into it.
+	_ = tr.On("ready", func(...any) {
+		if tr.Writable() {
+			closeNow()
+		}
+	})
+	if tr.Writable() {
+		closeNow()
+	}
 }
 
 func (s *Server) snapshot() []*Socket {

@@ -44,9 +44,11 @@ type app struct {
 	srv      *socketio.Server
 	mux      *http.ServeMux
 
-	ctx    context.Context // ends at Shutdown; simulated work stops with it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context // ends at Shutdown; simulated work stops with it
+	cancel  context.CancelFunc
+	mu      sync.Mutex // guards stopped and wg.Add
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 func newApp(cfg appConfig) (*app, error) {
@@ -88,7 +90,7 @@ func newApp(cfg appConfig) (*app, error) {
 	if cfg.DevMode {
 		a.mux.HandleFunc("/dev/token", a.devToken)
 	}
-	a.mux.HandleFunc("/dev/mode", func(w http.ResponseWriter, r *http.Request) {
+	a.mux.HandleFunc("GET /dev/mode", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"devMode": cfg.DevMode, "bundle": cfg.BundlePath != ""})
 	})
 	return a, nil
@@ -98,6 +100,9 @@ func (a *app) Handler() http.Handler { return a.mux }
 
 // Shutdown stops the herald server, then the simulated work.
 func (a *app) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	a.stopped = true // no new simulated work from here on
+	a.mu.Unlock()
 	err := a.srv.Shutdown(ctx)
 	a.cancel()
 	done := make(chan struct{})
@@ -123,7 +128,7 @@ var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
 
 func (a *app) devToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+		methodNotAllowed(w, http.MethodGet)
 		return
 	}
 	user := r.URL.Query().Get("user")
@@ -163,7 +168,7 @@ type jobRequest struct {
 
 func (a *app) startJob(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		methodNotAllowed(w, http.MethodPost)
 		return
 	}
 	user, ok := a.user(w, r)
@@ -228,7 +233,7 @@ type analysisRequest struct {
 
 func (a *app) startAnalysis(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		methodNotAllowed(w, http.MethodPost)
 		return
 	}
 	user, ok := a.user(w, r)
@@ -270,7 +275,9 @@ func (a *app) runAnalysis(ctx context.Context, user, interviewID string, fail bo
 
 // spawn runs fn on a goroutine that Shutdown cancels and waits for.
 func (a *app) spawn(fn func(ctx context.Context)) bool {
-	if a.ctx.Err() != nil {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
 		return false
 	}
 	a.wg.Add(1)
@@ -326,6 +333,8 @@ func describeJSONError(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return "body: must be a JSON object"
 	case errors.As(err, &typeErr):
 		return fmt.Sprintf("%s: must be a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
 	case errors.As(err, &syntaxErr):
@@ -344,8 +353,15 @@ func jsonKind(goKind string) string {
 		return "boolean"
 	case "ptr":
 		return "number"
+	case "struct", "map":
+		return "object"
 	}
 	return goKind
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+allow)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

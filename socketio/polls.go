@@ -1,0 +1,132 @@
+package socketio
+
+import (
+	"context"
+	"net/http"
+	"sync"
+)
+
+// Upstream gap (servers/engine v3.0.5, polling.DoClose): when the server
+// closes a long-polling session, the CLOSE packet is queued on a write queue
+// that DoClose has just shut down, so it is dropped and the client's pending
+// GET hangs until the heartbeat times out (45 s by default) instead of
+// seeing "transport close" and reconnecting at once; when no poll is
+// parked, the close waits for the next poll and then hangs it for 30 s. So
+// herald closes a polling session only while a poll is parked (after
+// upstream has flushed what is buffered into earlier polls), keeps a handle
+// on every parked poll, and answers it with the Engine.IO close packet "1".
+
+// pendingPolls tracks the long-poll GET requests in flight, by Engine.IO sid.
+type pendingPolls struct {
+	mu    sync.Mutex
+	polls map[string]map[*pollWriter]struct{}
+}
+
+func (p *pendingPolls) add(sid string, pw *pollWriter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.polls == nil {
+		p.polls = make(map[string]map[*pollWriter]struct{})
+	}
+	set := p.polls[sid]
+	if set == nil {
+		set = make(map[*pollWriter]struct{}, 1)
+		p.polls[sid] = set
+	}
+	set[pw] = struct{}{}
+}
+
+func (p *pendingPolls) remove(sid string, pw *pollWriter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.polls[sid], pw)
+	if len(p.polls[sid]) == 0 {
+		delete(p.polls, sid)
+	}
+}
+
+// close answers every pending poll of sid with the close packet.
+func (p *pendingPolls) close(sid string) {
+	p.mu.Lock()
+	var pws []*pollWriter
+	for pw := range p.polls[sid] {
+		pws = append(pws, pw)
+	}
+	p.mu.Unlock()
+	for _, pw := range pws {
+		pw.closeSession()
+	}
+}
+
+// pollWriter is the ResponseWriter upstream gets for a long-poll GET. The
+// first of upstream and herald to write owns the response; the other's
+// writes are dropped.
+type pollWriter struct {
+	w      http.ResponseWriter
+	cancel context.CancelFunc // ends upstream's wait on the request
+
+	mu     sync.Mutex
+	header http.Header // upstream's headers, copied on its first write
+	owner  int         // 0 nobody yet, 1 upstream, 2 herald
+}
+
+func newPollWriter(w http.ResponseWriter, cancel context.CancelFunc) *pollWriter {
+	return &pollWriter{w: w, cancel: cancel, header: make(http.Header)}
+}
+
+func (pw *pollWriter) Header() http.Header { return pw.header }
+
+// claim makes upstream the owner unless herald already is.
+func (pw *pollWriter) claim() bool {
+	if pw.owner == 0 {
+		pw.owner = 1
+		dst := pw.w.Header()
+		for k, v := range pw.header {
+			dst[k] = v
+		}
+	}
+	return pw.owner == 1
+}
+
+func (pw *pollWriter) WriteHeader(code int) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if pw.claim() {
+		pw.w.WriteHeader(code)
+	}
+}
+
+func (pw *pollWriter) Write(b []byte) (int, error) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if !pw.claim() {
+		return len(b), nil
+	}
+	return pw.w.Write(b)
+}
+
+func (pw *pollWriter) Flush() {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if pw.owner == 1 {
+		if f, ok := pw.w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+}
+
+// closeSession answers the poll with the close packet if upstream has not
+// answered it, then releases upstream's handler.
+func (pw *pollWriter) closeSession() {
+	pw.mu.Lock()
+	if pw.owner == 0 {
+		pw.owner = 2
+		h := pw.w.Header()
+		h.Set("Content-Type", "text/plain; charset=UTF-8")
+		h.Set("Cache-Control", "no-store")
+		pw.w.WriteHeader(http.StatusOK)
+		_, _ = pw.w.Write([]byte("1"))
+	}
+	pw.mu.Unlock()
+	pw.cancel()
+}
