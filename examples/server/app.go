@@ -87,6 +87,7 @@ func newApp(cfg appConfig) (*app, error) {
 	a.mux.Handle("/api/v1/websocket/stats", srv.StatsHandler())
 	a.mux.HandleFunc("/api/v1/jobs", a.startJob)
 	a.mux.HandleFunc("/api/v1/analyses", a.startAnalysis)
+	a.mux.HandleFunc("/api/v1/users/online", a.onlineUsers)
 	if cfg.DevMode {
 		a.mux.HandleFunc("/dev/token", a.devToken)
 	}
@@ -158,6 +159,25 @@ func (a *app) user(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	return p.UserID, true
+}
+
+// onlineUsers answers who is online. The demo lets every signed-in user see
+// everyone; a real service decides who may see whom.
+func (a *app) onlineUsers(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	if _, ok := a.user(w, r); !ok {
+		return
+	}
+	users, err := a.srv.OnlineUsers(r.Context())
+	if err != nil {
+		a.log.Warn("online users", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "presence_unavailable", "presence unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"users": users}})
 }
 
 type jobRequest struct {

@@ -476,3 +476,17 @@ func TestShutdown(t *testing.T) {
 		})
 	}
 }
+
+func TestOnlineUsers(t *testing.T) {
+	a := newTestApp(t, appConfig{})
+	tok, err := auth.NewHMACToken(a.cfg.Secret, "alice", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := serve(t, a.Handler(), request{method: http.MethodGet, target: "/api/v1/users/online", token: tok})
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"data":{"users":[]},"success":true}` {
+		t.Fatalf("status %d, body %s", rec.Code, rec.Body)
+	}
+	checkError(t, serve(t, a.Handler(), request{method: http.MethodGet, target: "/api/v1/users/online"}), http.StatusUnauthorized, "token_missing")
+	checkError(t, serve(t, a.Handler(), request{method: http.MethodPost, target: "/api/v1/users/online", token: tok}), http.StatusMethodNotAllowed, "method_not_allowed")
+}

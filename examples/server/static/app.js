@@ -153,6 +153,7 @@ function listen(s) {
     setStatus('connected', `connected as ${userId}`);
     online.add(userId);
     renderOnline();
+    loadOnline();
   });
 
   s.on('job_progress', ({ jobId, progress, message }) => {
@@ -272,11 +273,22 @@ function renderOnline() {
   $('#online').replaceChildren(...items);
 }
 
+// loadOnline fetches who is already online; user_online/user_offline keep
+// the list current from then on.
+async function loadOnline() {
+  try {
+    const { data } = await api('GET', '/api/v1/users/online');
+    for (const userId of data.users) online.add(userId);
+    renderOnline();
+  } catch (err) {
+    $('#online-count').textContent = `online users unavailable: ${err.message}`;
+  }
+}
+
 async function refreshStats() {
   try {
     const { data } = await api('GET', '/api/v1/websocket/stats');
-    $('#online-count').textContent = `${data.users} user(s) online, ${data.connected} connection(s). ` +
-      'Names appear as users come online while you are connected.';
+    $('#online-count').textContent = `${data.users} user(s) online, ${data.connected} connection(s).`;
   } catch (err) {
     $('#online-count').textContent = `stats unavailable: ${err.message}`;
   }
