@@ -139,12 +139,16 @@ func (d *Def[T]) Encode(p T, now time.Time) (json.RawMessage, error) {
 	}
 	// p is a copy: stamping it leaves the caller's value alone. A pointer
 	// payload is not stamped; addTimestamp adds the member instead.
-	if s, ok := any(&p).(stamper); ok {
+	s, stamped := any(&p).(stamper)
+	if stamped {
 		s.stamp(now)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidPayload, d.name, err)
+	}
+	if stamped {
+		return b, nil // Meta carries the timestamp
 	}
 	return addTimestamp(b, now)
 }

@@ -23,7 +23,7 @@ type testServer struct {
 
 // startServer starts a Server with cfg (Verifier is filled in when nil) and
 // shuts it down when the test ends.
-func startServer(t *testing.T, cfg socketio.Config) *testServer {
+func startServer(t testing.TB, cfg socketio.Config) *testServer {
 	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -60,7 +60,7 @@ func startServer(t *testing.T, cfg socketio.Config) *testServer {
 	return &testServer{Server: srv, URL: "http://" + ln.Addr().String(), secret: secret}
 }
 
-func (ts *testServer) token(t *testing.T, userID string) string {
+func (ts *testServer) token(t testing.TB, userID string) string {
 	t.Helper()
 	tok, err := auth.NewHMACToken(ts.secret, userID, time.Hour)
 	if err != nil {
