@@ -327,6 +327,7 @@ func TestAcksBothWays(t *testing.T) {
 	if err := c.Send(map[string]any{"cmd": "autoAck", "event": "ask", "args": []any{map[string]any{"text": "answer"}}}); err != nil {
 		t.Fatal(err)
 	}
+	syncClient(t, ctx, c) // the autoAck command is in effect before the event arrives
 	got, err := socketio.EmitWithAck[echoPayload, echoPayload](ctx, sock, askEvent, echoPayload{Text: "question"})
 	if err != nil {
 		t.Fatal(err)
@@ -348,6 +349,16 @@ func TestAcksBothWays(t *testing.T) {
 	eventually(t, "socket context to end", func() bool { return sock.Context().Err() != nil })
 	if err := socketio.Emit(ctx, sock, echoEvent, echoPayload{Text: "late"}); !errors.Is(err, socketio.ErrDisconnected) {
 		t.Fatalf("Emit after disconnect: %v", err)
+	}
+}
+
+// syncClient waits until the client has processed every command sent so
+// far: it answers commands in order, and "report" always answers.
+func syncClient(t *testing.T, ctx context.Context, c *nodeclient.Client) {
+	t.Helper()
+	must(t, c.Send(map[string]any{"cmd": "report", "event": "__sync__"}))
+	if _, err := c.WaitFor(ctx, func(m nodeclient.Message) bool { return m.Type == "count" && m.Event == "__sync__" }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -539,12 +550,7 @@ func TestBurstInOrder(t *testing.T) {
 			user := "burst-" + transport
 			c := ts.connect(t, user, transport)
 			must(t, c.Send(map[string]any{"cmd": "countOnly", "event": "seq"}))
-			// The countOnly command must be in effect before the burst: an
-			// acked round trip through the client orders them.
-			must(t, c.Send(map[string]any{"cmd": "report", "event": "seq"}))
-			if _, err := c.WaitType(ctx, "count"); err != nil {
-				t.Fatal(err)
-			}
+			syncClient(t, ctx, c) // countOnly is in effect before the burst
 			for i := 1; i <= n; i++ {
 				if err := ts.EmitToUser(ctx, user, seqEvent, seqPayload{Seq: i}); err != nil {
 					t.Fatal(err)

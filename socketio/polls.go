@@ -119,7 +119,8 @@ func (pw *pollWriter) Flush() {
 // answered it, then releases upstream's handler.
 func (pw *pollWriter) closeSession() {
 	pw.mu.Lock()
-	if pw.owner == 0 {
+	owned := pw.owner == 0
+	if owned {
 		pw.owner = 2
 		h := pw.w.Header()
 		h.Set("Content-Type", "text/plain; charset=UTF-8")
@@ -128,5 +129,10 @@ func (pw *pollWriter) closeSession() {
 		_, _ = pw.w.Write([]byte("1"))
 	}
 	pw.mu.Unlock()
-	pw.cancel()
+	if owned {
+		// Only now may the handler return: had upstream begun answering,
+		// releasing it would let the HTTP server reuse the connection's
+		// buffers while upstream still writes.
+		pw.cancel()
+	}
 }

@@ -27,32 +27,24 @@ const maxUserIDLength = 256
 // UserRoom returns the room that every socket of userID joins.
 func UserRoom(userID string) string { return UserRoomPrefix + userID }
 
-func validateUserID(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%w: empty", ErrInvalidUserID)
-	case len(id) > maxUserIDLength:
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidUserID, maxUserIDLength)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidUserID)
-	case strings.IndexFunc(id, unicode.IsControl) >= 0:
-		return fmt.Errorf("%w: has control characters", ErrInvalidUserID)
-	}
-	return nil
-}
+func validateUserID(id string) error { return checkName(ErrInvalidUserID, id, maxUserIDLength) }
 
 // ValidateRoom reports whether name can be used as a room name. The error
 // wraps ErrInvalidRoom.
-func ValidateRoom(name string) error {
+func ValidateRoom(name string) error { return checkName(ErrInvalidRoom, name, MaxRoomLength) }
+
+// checkName accepts non-empty UTF-8 without control characters, at most max
+// bytes long; its errors wrap sentinel.
+func checkName(sentinel error, name string, max int) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: empty", ErrInvalidRoom)
-	case len(name) > MaxRoomLength:
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidRoom, MaxRoomLength)
+		return fmt.Errorf("%w: empty", sentinel)
+	case len(name) > max:
+		return fmt.Errorf("%w: longer than %d bytes", sentinel, max)
 	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidRoom)
+		return fmt.Errorf("%w: not valid UTF-8", sentinel)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return fmt.Errorf("%w: has control characters", ErrInvalidRoom)
+		return fmt.Errorf("%w: has control characters", sentinel)
 	}
 	return nil
 }

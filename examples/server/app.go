@@ -180,6 +180,19 @@ func (a *app) onlineUsers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"users": users}})
 }
 
+// postRequest checks that r is an authenticated POST and decodes its body
+// into v, answering the error itself when it is not.
+func (a *app) postRequest(w http.ResponseWriter, r *http.Request, v any) (user string, ok bool) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, http.MethodPost)
+		return "", false
+	}
+	if user, ok = a.user(w, r); !ok {
+		return "", false
+	}
+	return user, decodeBody(w, r, v)
+}
+
 type jobRequest struct {
 	Steps   *int `json:"steps"`
 	DelayMs *int `json:"delayMs"`
@@ -187,16 +200,9 @@ type jobRequest struct {
 }
 
 func (a *app) startJob(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, http.MethodPost)
-		return
-	}
-	user, ok := a.user(w, r)
-	if !ok {
-		return
-	}
 	var req jobRequest
-	if !decodeBody(w, r, &req) {
+	user, ok := a.postRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	steps, delay := 5, 300
@@ -252,16 +258,9 @@ type analysisRequest struct {
 }
 
 func (a *app) startAnalysis(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, http.MethodPost)
-		return
-	}
-	user, ok := a.user(w, r)
-	if !ok {
-		return
-	}
 	var req analysisRequest
-	if !decodeBody(w, r, &req) {
+	user, ok := a.postRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	if req.InterviewID == "" || len(req.InterviewID) > 128 || strings.ContainsFunc(req.InterviewID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {

@@ -227,19 +227,45 @@ func tokens(t *testing.T, secret []byte) (valid, expired, foreign string) {
 
 var jobIDPattern = regexp.MustCompile(`^job_[0-9a-f]{16}$`)
 
+// apiCase is one request to a POST endpoint and what it must answer.
+type apiCase struct {
+	name    string
+	req     request
+	status  int
+	code    string   // error code; "" for success
+	mention []string // in the error message
+}
+
+// runAPICases posts each case to target; ok checks a successful answer.
+func runAPICases(t *testing.T, a *app, target string, cases []apiCase, ok func(t *testing.T, req request, rec *httptest.ResponseRecorder)) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.req
+			if req.method == "" {
+				req.method = http.MethodPost
+			}
+			req.target = target
+			rec := serve(t, a.Handler(), req)
+			if tt.code != "" {
+				checkError(t, rec, tt.status, tt.code, tt.mention...)
+				return
+			}
+			if rec.Code != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body)
+			}
+			ok(t, req, rec)
+		})
+	}
+}
+
 func TestStartJob(t *testing.T) {
 	secret := randomSecret(t)
 	a := newTestApp(t, appConfig{Secret: secret, DevMode: true})
 	valid, expired, foreign := tokens(t, secret)
 	tooBig := `{"steps":1,"fail":false,"pad":"` + strings.Repeat("x", 64<<10) + `"}`
 
-	tests := []struct {
-		name    string
-		req     request
-		status  int
-		code    string   // error code; "" for 202
-		mention []string // in the error message
-	}{
+	tests := []apiCase{
 		{name: "no token", req: request{body: `{"steps":1}`}, status: 401, code: "token_missing"},
 		{name: "basic auth", req: request{header: "Basic YWxpY2U6cHc=", body: `{"steps":1}`}, status: 401, code: "token_missing"},
 		{name: "garbage token", req: request{token: "not-a-jwt", body: `{"steps":1}`}, status: 401, code: "token_invalid"},
@@ -270,30 +296,15 @@ func TestStartJob(t *testing.T) {
 		{name: "empty body uses defaults", req: request{token: valid}, status: 202},
 		{name: "null uses defaults", req: request{token: valid, body: `null`}, status: 202},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req := tt.req
-			if req.method == "" {
-				req.method = http.MethodPost
-			}
-			req.target = "/api/v1/jobs"
-			rec := serve(t, a.Handler(), req)
-			if tt.code != "" {
-				checkError(t, rec, tt.status, tt.code, tt.mention...)
-				return
-			}
-			if rec.Code != tt.status {
-				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body)
-			}
-			var got struct {
-				JobID string `json:"jobId"`
-			}
-			decodeJSON(t, rec, &got)
-			if !jobIDPattern.MatchString(got.JobID) {
-				t.Errorf("jobId = %q, want job_ and 16 hex digits", got.JobID)
-			}
-		})
-	}
+	runAPICases(t, a, "/api/v1/jobs", tests, func(t *testing.T, _ request, rec *httptest.ResponseRecorder) {
+		var got struct {
+			JobID string `json:"jobId"`
+		}
+		decodeJSON(t, rec, &got)
+		if !jobIDPattern.MatchString(got.JobID) {
+			t.Errorf("jobId = %q, want job_ and 16 hex digits", got.JobID)
+		}
+	})
 }
 
 func TestStartAnalysis(t *testing.T) {
@@ -301,13 +312,7 @@ func TestStartAnalysis(t *testing.T) {
 	a := newTestApp(t, appConfig{Secret: secret, DevMode: true})
 	valid, expired, _ := tokens(t, secret)
 
-	tests := []struct {
-		name    string
-		req     request
-		status  int
-		code    string
-		mention []string
-	}{
+	tests := []apiCase{
 		{name: "no token", req: request{body: `{"interviewId":"i1"}`}, status: 401, code: "token_missing"},
 		{name: "expired token", req: request{token: expired, body: `{"interviewId":"i1"}`}, status: 401, code: "token_expired"},
 		{name: "missing interviewId", req: request{token: valid, body: `{"fail":true}`}, status: 400, code: "invalid_field", mention: []string{"interviewId"}},
@@ -323,33 +328,18 @@ func TestStartAnalysis(t *testing.T) {
 		{name: "valid failing", req: request{token: valid, body: `{"interviewId":"interview-2","fail":true}`}, status: 202},
 		{name: "128 bytes", req: request{token: valid, body: `{"interviewId":"` + strings.Repeat("i", 128) + `"}`}, status: 202},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req := tt.req
-			if req.method == "" {
-				req.method = http.MethodPost
-			}
-			req.target = "/api/v1/analyses"
-			rec := serve(t, a.Handler(), req)
-			if tt.code != "" {
-				checkError(t, rec, tt.status, tt.code, tt.mention...)
-				return
-			}
-			if rec.Code != tt.status {
-				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body)
-			}
-			var sent, got struct {
-				InterviewID string `json:"interviewId"`
-			}
-			if err := json.Unmarshal([]byte(req.body), &sent); err != nil {
-				t.Fatal(err)
-			}
-			decodeJSON(t, rec, &got)
-			if got.InterviewID != sent.InterviewID {
-				t.Errorf("interviewId = %q, want %q", got.InterviewID, sent.InterviewID)
-			}
-		})
-	}
+	runAPICases(t, a, "/api/v1/analyses", tests, func(t *testing.T, req request, rec *httptest.ResponseRecorder) {
+		var sent, got struct {
+			InterviewID string `json:"interviewId"`
+		}
+		if err := json.Unmarshal([]byte(req.body), &sent); err != nil {
+			t.Fatal(err)
+		}
+		decodeJSON(t, rec, &got)
+		if got.InterviewID != sent.InterviewID {
+			t.Errorf("interviewId = %q, want %q", got.InterviewID, sent.InterviewID)
+		}
+	})
 }
 
 func TestStats(t *testing.T) {
