@@ -630,3 +630,55 @@ func TestShutdown(t *testing.T) {
 	// Idempotent.
 	must(t, ts.Shutdown(ctx))
 }
+
+var joinEvent = events.Define[echoPayload]("join")
+
+// TestRooms: the server may put a socket in rooms of its own; EmitToRoom
+// reaches exactly the members; user rooms cannot be joined by hand.
+func TestRooms(t *testing.T) {
+	ts := startServer(t, socketio.Config{})
+	ctx := testCtx(t, 20*time.Second)
+	joined := make(chan *socketio.Socket, 2)
+	must(t, socketio.On(ts.Server, joinEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) error {
+		for _, bad := range []string{"", "user:bob", socketio.UserRoom(s.UserID()), "a\x00b", strings.Repeat("r", socketio.MaxRoomLength+1)} {
+			if err := s.Join(bad); !errors.Is(err, socketio.ErrInvalidRoom) {
+				return fmt.Errorf("Join(%q) = %v, want ErrInvalidRoom", bad, err)
+			}
+		}
+		if err := s.Join(p.Text); err != nil {
+			return err
+		}
+		joined <- s
+		return nil
+	}))
+	alice := ts.connect(t, "alice", "websocket")
+	bob := ts.connect(t, "bob", "polling")
+	args, err := alice.EmitWithAck(ctx, "join", 5*time.Second, map[string]any{"text": "team:1"})
+	must(t, err)
+	if len(args) != 0 {
+		t.Fatalf("join ack = %s", args)
+	}
+	sock := <-joined
+
+	must(t, ts.EmitToRoom(ctx, "team:1", events.JobProgress, events.JobProgressPayload{JobID: "team", Progress: 1}))
+	must(t, ts.EmitToUser(ctx, "bob", events.JobProgress, events.JobProgressPayload{JobID: "marker", Progress: 1}))
+	m, err := alice.WaitEvent(ctx, "job_progress")
+	must(t, err)
+	if p := decodeArg[events.JobProgressPayload](t, m); p.JobID != "team" {
+		t.Fatalf("alice got %+v", p)
+	}
+	m, err = bob.WaitEvent(ctx, "job_progress")
+	must(t, err)
+	if p := decodeArg[events.JobProgressPayload](t, m); p.JobID != "marker" {
+		t.Fatalf("bob, not in team:1, got %+v", p)
+	}
+
+	must(t, sock.Leave("team:1"))
+	must(t, ts.EmitToRoom(ctx, "team:1", events.JobProgress, events.JobProgressPayload{JobID: "after-leave", Progress: 2}))
+	must(t, ts.EmitToUser(ctx, "alice", events.JobProgress, events.JobProgressPayload{JobID: "marker", Progress: 3}))
+	m, err = alice.WaitEvent(ctx, "job_progress")
+	must(t, err)
+	if p := decodeArg[events.JobProgressPayload](t, m); p.JobID != "marker" {
+		t.Fatalf("alice got %+v after leaving the room", p)
+	}
+}
