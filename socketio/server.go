@@ -231,28 +231,23 @@ func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedErro
 
 func (s *Server) onConnection(raw *socket.Socket) {
 	p, ok := raw.Data().(*auth.Principal)
-	if !ok || s.closing.Load() {
-		raw.Disconnect(true)
+	if !ok {
+		raw.Disconnect(true) // not authenticated by us: cannot happen
+		return
+	}
+	if s.closing.Load() {
+		s.closeConn(raw)
 		return
 	}
 	sock := newSocket(s, raw, *p)
 	s.mu.Lock()
 	s.sockets[sock.id] = sock
 	s.mu.Unlock()
-
 	raw.Join(socket.Room(UserRoom(sock.userID)))
-	raw.OnAny(func(args ...any) { s.onEvent(sock, args) })
-	_ = raw.On("disconnect", func(args ...any) {
-		reason, _ := firstArg[string](args)
-		s.onDisconnect(sock, reason)
-	})
-	if !raw.Connected() {
-		// It closed before the listener above was registered.
-		s.onDisconnect(sock, "transport close")
-		return
-	}
-	s.log.Debug("socket connected", "sid", sock.id, "user", sock.userID, "transport", sock.Transport())
 
+	// Presence first, then the disconnect listener, then the check that the
+	// socket is still connected: however a disconnect interleaves, Remove
+	// runs after Add, so a user can never stay online without a socket.
 	s.presenceMu.Lock()
 	first, err := s.cfg.Presence.Add(s.ctx, sock.userID, sock.id)
 	if first {
@@ -262,6 +257,16 @@ func (s *Server) onConnection(raw *socket.Socket) {
 	if err != nil {
 		s.log.Error("presence add failed", "user", sock.userID, "err", err)
 	}
+	raw.OnAny(func(args ...any) { s.onEvent(sock, args) })
+	_ = raw.On("disconnect", func(args ...any) {
+		reason, _ := firstArg[string](args)
+		s.onDisconnect(sock, reason)
+	})
+	if !raw.Connected() {
+		s.onDisconnect(sock, "transport close")
+		return
+	}
+	s.log.Debug("socket connected", "sid", sock.id, "user", sock.userID, "transport", sock.Transport())
 	if err := Emit(s.ctx, sock, events.Authenticated, events.AuthenticatedPayload{UserID: sock.userID}); err != nil {
 		s.log.Debug("authenticated event not sent", "sid", sock.id, "err", err)
 	}
@@ -347,7 +352,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// which tells socket.io-client never to reconnect) flushes what is
 	// buffered, then the client sees "transport close" and reconnects.
 	for _, sock := range s.snapshot() {
-		s.closeConn(sock)
+		s.closeConn(sock.raw)
 	}
 	for ctxErr == nil && s.SocketCount() > 0 {
 		select {
@@ -390,13 +395,13 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return ctxErr
 }
 
-// closeConn closes sock's Engine.IO connection so that the client sees
+// closeConn closes raw's Engine.IO connection so that the client sees
 // "transport close" and reconnects. Buffered packets are flushed first. For
 // long-polling it works around upstream's lost close packet (polls.go).
-func (s *Server) closeConn(sock *Socket) {
-	conn := sock.raw.Conn()
+func (s *Server) closeConn(raw *socket.Socket) {
+	conn := raw.Conn()
 	if conn == nil {
-		sock.raw.Disconnect(true)
+		raw.Disconnect(true)
 		return
 	}
 	sid := conn.Id()
