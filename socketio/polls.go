@@ -58,16 +58,17 @@ func (p *pendingPolls) close(sid string) {
 	}
 }
 
-// pollWriter is the ResponseWriter upstream gets for a long-poll GET. The
-// first of upstream and herald to write owns the response; the other's
-// writes are dropped.
+// pollWriter is the ResponseWriter upstream gets for a polling request. For
+// a long-poll GET, the first of upstream and herald to write owns the
+// response; the other's writes are dropped.
 type pollWriter struct {
 	w      http.ResponseWriter
 	cancel context.CancelFunc // ends upstream's wait on the request
 
-	mu     sync.Mutex
-	header http.Header // upstream's headers, copied on its first write
-	owner  int         // 0 nobody yet, 1 upstream, 2 herald
+	mu       sync.Mutex
+	header   http.Header // upstream's headers, copied on its first write
+	owner    int         // 0 nobody yet, 1 upstream, 2 herald
+	finished bool        // the handler returned; later writes are dropped
 }
 
 func newPollWriter(w http.ResponseWriter, cancel context.CancelFunc) *pollWriter {
@@ -76,8 +77,23 @@ func newPollWriter(w http.ResponseWriter, cancel context.CancelFunc) *pollWriter
 
 func (pw *pollWriter) Header() http.Header { return pw.header }
 
-// claim makes upstream the owner unless herald already is.
+// finish marks the end of the handler. Upstream (v3.0.5) may still be
+// writing when its handler returns, if the request's context ended first (a
+// client that went away); finish waits for such a write and drops later
+// ones, so the HTTP server never reuses the connection's buffers under an
+// upstream write.
+func (pw *pollWriter) finish() {
+	pw.mu.Lock()
+	pw.finished = true
+	pw.mu.Unlock()
+}
+
+// claim makes upstream the owner unless herald already is or the handler
+// has returned.
 func (pw *pollWriter) claim() bool {
+	if pw.finished {
+		return false
+	}
 	if pw.owner == 0 {
 		pw.owner = 1
 		dst := pw.w.Header()
@@ -108,7 +124,7 @@ func (pw *pollWriter) Write(b []byte) (int, error) {
 func (pw *pollWriter) Flush() {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
-	if pw.owner == 1 {
+	if pw.owner == 1 && !pw.finished {
 		if f, ok := pw.w.(http.Flusher); ok {
 			f.Flush()
 		}
@@ -119,7 +135,7 @@ func (pw *pollWriter) Flush() {
 // answered it, then releases upstream's handler.
 func (pw *pollWriter) closeSession() {
 	pw.mu.Lock()
-	owned := pw.owner == 0
+	owned := pw.owner == 0 && !pw.finished
 	if owned {
 		pw.owner = 2
 		h := pw.w.Header()

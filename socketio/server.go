@@ -158,16 +158,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, CodeServerShuttingDown, "server shutting down")
 		return
 	}
-	if sid := r.URL.Query().Get("sid"); sid != "" && r.Method == http.MethodGet && r.URL.Query().Get("transport") == TransportPolling {
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		pw := newPollWriter(w, cancel)
-		s.polls.add(sid, pw)
-		defer s.polls.remove(sid, pw)
-		s.engine.ServeHTTP(pw, r.WithContext(ctx))
+	q := r.URL.Query()
+	if q.Get("transport") != TransportPolling {
+		s.engine.ServeHTTP(w, r)
 		return
 	}
-	s.engine.ServeHTTP(w, r)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	pw := newPollWriter(w, cancel)
+	defer pw.finish()
+	if sid := q.Get("sid"); sid != "" && r.Method == http.MethodGet {
+		s.polls.add(sid, pw)
+		defer s.polls.remove(sid, pw)
+	}
+	s.engine.ServeHTTP(pw, r.WithContext(ctx))
 }
 
 func (s *Server) originAllowed(origin, host string) bool {
