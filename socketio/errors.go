@@ -33,6 +33,7 @@ var (
 const (
 	CodeServerShuttingDown = "server_shutting_down"
 	CodeInvalidPayload     = "invalid_payload"
+	CodeUnknownEvent       = "unknown_event"
 	CodeInternal           = "internal"
 )
 

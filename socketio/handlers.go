@@ -92,7 +92,7 @@ func (s *Server) onEvent(sock *Socket, args []any) {
 	if h == nil {
 		s.log.Debug("event without handler", "sid", sock.id, "event", name)
 		if ack != nil {
-			ack([]any{map[string]any{"error": Error{Code: "unknown_event", Message: "no handler for this event"}}}, nil)
+			ack([]any{map[string]any{"error": Error{Code: CodeUnknownEvent, Message: "no handler for this event"}}}, nil)
 		}
 		return
 	}

@@ -319,7 +319,7 @@ func TestAcksBothWays(t *testing.T) {
 	if e := ackErr("panic", map[string]any{"text": "x"}); e["code"] != socketio.CodeInternal {
 		t.Fatalf("panic ack = %v", e)
 	}
-	if e := ackErr("nobody-handles-this", map[string]any{}); e["code"] != "unknown_event" {
+	if e := ackErr("nobody-handles-this", map[string]any{}); e["code"] != socketio.CodeUnknownEvent {
 		t.Fatalf("unknown event ack = %v", e)
 	}
 
