@@ -18,8 +18,10 @@ type Message struct {
 	Except []string `json:"except,omitempty"`
 	// Event is the event name.
 	Event string `json:"event"`
-	// Data is the payload: one JSON value, delivered to clients byte for byte.
-	Data json.RawMessage `json:"data"`
+	// Args are the event's arguments, each one JSON value delivered to
+	// clients byte for byte. herald's own emits carry exactly one (the
+	// payload); emits from other Socket.IO emitters may carry any number.
+	Args []json.RawMessage `json:"args"`
 }
 
 // Broker carries messages to every node of the cluster, the publishing node

@@ -2,6 +2,7 @@ package adapter_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -114,14 +115,14 @@ func TestMemoryBroker(t *testing.T) {
 		t.Fatal("Subscribe(nil) succeeded")
 	}
 	var got []string
-	if err := b.Subscribe(func(m adapter.Message) { got = append(got, string(m.Data)) }); err != nil {
+	if err := b.Subscribe(func(m adapter.Message) { got = append(got, string(m.Args[0])) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Subscribe(func(adapter.Message) {}); err == nil {
 		t.Fatal("second Subscribe succeeded")
 	}
 	for i := range 3 {
-		if err := b.Publish(ctx, adapter.Message{Event: "e", Data: []byte(fmt.Sprint(i))}); err != nil {
+		if err := b.Publish(ctx, adapter.Message{Event: "e", Args: []json.RawMessage{[]byte(fmt.Sprint(i))}}); err != nil {
 			t.Fatal(err)
 		}
 	}

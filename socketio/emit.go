@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -51,7 +52,7 @@ func (s *Server) publishAlways(ctx context.Context, rooms, except []string, ev e
 	if err != nil {
 		return err
 	}
-	m := adapter.Message{Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: ev.Name(), Data: data}
+	m := adapter.Message{Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: ev.Name(), Args: []json.RawMessage{data}}
 	if err := s.cfg.Broker.Publish(ctx, m); err != nil {
 		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
 	}

@@ -107,11 +107,47 @@ func New(cfg Config) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("socketio: register connection handler: %w", err)
 	}
+	if w, ok := cfg.Presence.(adapter.PresenceWatcher); ok {
+		// A cluster store reports every transition itself, in its order.
+		w.Watch(func(userID string, online bool) {
+			s.notes.push(PresenceEvent{UserID: userID, Online: online, Time: s.cfg.Now()})
+		})
+	}
+	if obs, ok := cfg.Broker.(roomObserver); ok {
+		s.observeRooms(obs)
+	}
 	if err := cfg.Broker.Subscribe(s.deliver); err != nil {
 		return nil, fmt.Errorf("%w: Broker: %w", ErrInvalidConfig, err)
 	}
 	s.goroutine(s.runNotes)
 	return s, nil
+}
+
+// roomObserver is implemented by a Broker that subscribes per room
+// (adapter.RedisBroker in sharded mode).
+type roomObserver interface {
+	ObserveRoom(room string, joined bool)
+}
+
+// observeRooms tells obs about every socket joining or leaving a room, the
+// sockets' private rooms excepted.
+func (s *Server) observeRooms(obs roomObserver) {
+	nsp := s.io.Of("/", nil).Adapter()
+	observe := func(joined bool) func(...any) {
+		return func(args ...any) {
+			if len(args) < 2 {
+				return
+			}
+			room, _ := args[0].(socket.Room)
+			id, _ := args[1].(socket.SocketId)
+			if room == "" || string(room) == string(id) {
+				return
+			}
+			obs.ObserveRoom(string(room), joined)
+		}
+	}
+	_ = nsp.On("join-room", observe(true))
+	_ = nsp.On("leave-room", observe(false))
 }
 
 func firstArg[T any](args []any) (T, bool) {
@@ -308,7 +344,11 @@ func (s *Server) deliver(m adapter.Message) {
 	if len(m.Except) > 0 {
 		op = op.Except(toRooms(m.Except)...)
 	}
-	if err := op.Emit(m.Event, m.Data); err != nil {
+	args := make([]any, len(m.Args))
+	for i, a := range m.Args {
+		args[i] = a
+	}
+	if err := op.Emit(m.Event, args...); err != nil {
 		s.log.Warn("delivery failed", "event", m.Event, "err", err)
 	}
 }

@@ -5,29 +5,72 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/herald-rt/herald/adapter"
 )
 
-// Stats is a snapshot of the Server's load.
+// Stats is a snapshot of the load of the Server's cluster.
 type Stats struct {
 	// Connected is the number of connected sockets.
 	Connected int `json:"connected"`
 	// Users is the number of online users; many tabs of one user count once.
 	Users int `json:"users"`
+	// Nodes is the number of live nodes counted.
+	Nodes int `json:"nodes"`
+	// StaleNodes are the nodes among Nodes that missed their last
+	// heartbeat: they may have died, and are removed from the counts when
+	// their registration expires.
+	StaleNodes int `json:"staleNodes"`
+	// Scope is "cluster" when the counts cover every node (a cluster
+	// Presence, or a single node), "node" when they cover this node only
+	// because the cluster store did not answer.
+	Scope string `json:"scope"`
+	// Partial is true when the counts may be wrong: Scope is "node" in a
+	// cluster, or some nodes are stale.
+	Partial bool `json:"partial"`
 	// Timestamp is when the snapshot was taken (RFC 3339, UTC).
 	Timestamp time.Time `json:"timestamp"`
 }
 
-// Stats returns a snapshot of the connected sockets and online users.
+// Stats returns a snapshot of the connected sockets and online users. With
+// a cluster Presence (adapter.RedisPresence) the counts cover every node;
+// if the store does not answer, Stats falls back to this node's own counts
+// and says so (Scope "node", Partial true) rather than failing.
 func (s *Server) Stats(ctx context.Context) (Stats, error) {
+	now := s.cfg.Now().UTC()
+	if cp, ok := s.cfg.Presence.(adapter.ClusterPresence); ok {
+		st, err := cp.ClusterStats(ctx)
+		if err == nil {
+			return Stats{
+				Connected: st.Sockets, Users: st.Users, Nodes: st.Nodes, StaleNodes: st.StaleNodes,
+				Scope: "cluster", Partial: st.StaleNodes > 0, Timestamp: now,
+			}, nil
+		}
+		s.log.Warn("cluster stats unavailable; reporting this node only", "err", err)
+		users, sockets := s.localCounts()
+		return Stats{Connected: sockets, Users: users, Nodes: 1, Scope: "node", Partial: true, Timestamp: now}, nil
+	}
 	users, sockets, err := s.cfg.Presence.Counts(ctx)
 	if err != nil {
 		return Stats{}, err
 	}
-	return Stats{Connected: sockets, Users: users, Timestamp: s.cfg.Now().UTC()}, nil
+	return Stats{Connected: sockets, Users: users, Nodes: 1, Scope: "cluster", Timestamp: now}, nil
+}
+
+// localCounts counts this node's sockets and their distinct users.
+func (s *Server) localCounts() (users, sockets int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := make(map[string]struct{}, len(s.sockets))
+	for _, sock := range s.sockets {
+		seen[sock.userID] = struct{}{}
+	}
+	return len(seen), len(s.sockets)
 }
 
 // StatsHandler serves GET requests (mount it at /api/v1/websocket/stats)
-// with {"success":true,"data":{"connected":N,"users":M,"timestamp":"..."}}.
+// with {"success":true,"data":{"connected":N,"users":M,"nodes":K,
+// "staleNodes":0,"scope":"cluster","partial":false,"timestamp":"..."}}.
 // Other methods get 405; a failing Presence backend gets 503 with
 // {"success":false,"error":{"code":"stats_unavailable","message":...}}.
 func (s *Server) StatsHandler() http.Handler {

@@ -1,0 +1,632 @@
+package adapter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// PresenceWatcher is implemented by a Presence that discovers transitions on
+// its own: a node of the cluster died, or the store came back after an
+// outage. Watch sets the function that receives every transition, in order.
+// A Presence with a watcher reports all its transitions through it, those
+// of Add and Remove included (which then return false), so that their order
+// is the store's order.
+type PresenceWatcher interface {
+	Watch(fn func(userID string, online bool))
+}
+
+// ClusterStats is a snapshot of the whole cluster.
+type ClusterStats struct {
+	Users   int // online users, many tabs and nodes counting once
+	Sockets int // connected sockets on the live nodes
+	Nodes   int // nodes that are registered and not yet expired
+	// StaleNodes are the nodes among Nodes that missed their last
+	// heartbeat: their sockets are still counted, but they may be dead and
+	// will be removed when NodeTTL passes.
+	StaleNodes int
+}
+
+// ClusterPresence is implemented by a Presence that spans several nodes.
+type ClusterPresence interface {
+	ClusterStats(ctx context.Context) (ClusterStats, error)
+}
+
+// Defaults of RedisPresenceConfig.
+const (
+	DefaultPresencePrefix = "herald"
+	DefaultNodeTTL        = 15 * time.Second
+	DefaultOpTimeout      = 2 * time.Second
+)
+
+// RedisPresenceConfig configures a RedisPresence.
+type RedisPresenceConfig struct {
+	// Client is the caller's Redis client. Required; never closed.
+	Client redis.UniversalClient
+	// Prefix names the keys: every key is "{<Prefix>}:...", one hash slot,
+	// so that the atomic scripts also run on Redis Cluster. "" means
+	// DefaultPresencePrefix.
+	Prefix string
+	// NodeTTL is how long a node that stopped refreshing its registration
+	// (crashed, frozen, cut off) keeps its users online. It refreshes every
+	// NodeTTL/3, and every node checks for expired ones as often, so a dead
+	// node's users go offline within about 4/3 NodeTTL. 0 means
+	// DefaultNodeTTL; at least 300ms.
+	NodeTTL time.Duration
+	// OpTimeout bounds one Redis operation; 0 means DefaultOpTimeout.
+	OpTimeout time.Duration
+	// Logger receives logs; nil means none. Failures repeat at most once per
+	// LogInterval (0 means DefaultLogInterval).
+	Logger      *slog.Logger
+	LogInterval time.Duration
+}
+
+// RedisPresence is a cluster-wide Presence in Redis. Each node keeps its
+// own sockets in memory and writes per-user socket counts to Redis with
+// atomic scripts, so a transition is seen by exactly one node. Nodes
+// refresh a registration; when one stops, another removes its users after
+// NodeTTL and reports them offline.
+//
+// While Redis is unreachable, Add and Remove still succeed locally; the
+// node reconciles its state when Redis is back and reports the transitions
+// that happened meanwhile. If Redis lost its data (a restart without
+// persistence), every node re-registers its users without reporting them
+// as new transitions.
+//
+// NewRedisPresence starts one goroutine; Close stops it.
+type RedisPresence struct {
+	cfg     RedisPresenceConfig
+	node    string
+	keys    presenceKeys
+	log     *slog.Logger
+	limited *rateLog
+
+	mu      sync.Mutex
+	local   map[string]map[string]struct{} // user -> sockets on this node
+	sockets int
+	epoch   string // the store's epoch this node registered in; "" before
+	dirty   bool   // Redis may not match local: sync before the next write
+	watch   func(userID string, online bool)
+	closed  bool
+
+	kick   chan struct{} // wakes the heartbeat goroutine to reconcile
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type presenceKeys struct {
+	nodes, online, sockets, epoch, nodePrefix string
+}
+
+var (
+	_ Presence        = (*RedisPresence)(nil)
+	_ PresenceWatcher = (*RedisPresence)(nil)
+	_ ClusterPresence = (*RedisPresence)(nil)
+)
+
+// NewRedisPresence validates cfg and starts the node's heartbeat. The node
+// registers on the first heartbeat, at once.
+func NewRedisPresence(cfg RedisPresenceConfig) (*RedisPresence, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("Client is required"))
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPresencePrefix
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		errs = append(errs, fmt.Errorf("Prefix %q: must not contain { or }", cfg.Prefix))
+	}
+	if cfg.NodeTTL == 0 {
+		cfg.NodeTTL = DefaultNodeTTL
+	}
+	if cfg.NodeTTL < 300*time.Millisecond {
+		errs = append(errs, fmt.Errorf("NodeTTL %v: at least 300ms", cfg.NodeTTL))
+	}
+	if cfg.OpTimeout < 0 || cfg.LogInterval < 0 {
+		errs = append(errs, errors.New("OpTimeout and LogInterval must not be negative"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("adapter: invalid RedisPresenceConfig: %w", errors.Join(errs...))
+	}
+	if cfg.OpTimeout == 0 {
+		cfg.OpTimeout = DefaultOpTimeout
+	}
+	if cfg.LogInterval == 0 {
+		cfg.LogInterval = DefaultLogInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tag := "{" + cfg.Prefix + "}:"
+	p := &RedisPresence{
+		cfg:  cfg,
+		node: randomID(),
+		keys: presenceKeys{
+			nodes: tag + "nodes", online: tag + "online", sockets: tag + "sockets",
+			epoch: tag + "epoch", nodePrefix: tag + "node:",
+		},
+		log:     log,
+		limited: newRateLog(log, cfg.LogInterval),
+		local:   map[string]map[string]struct{}{},
+		dirty:   true,
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go p.run(ctx)
+	return p, nil
+}
+
+func randomID() string {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return hex.EncodeToString(id[:])
+}
+
+// registered reports whether the node is registered and in step with the
+// store (for tests).
+func (p *RedisPresence) registered() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.dirty
+}
+
+// NodeID returns this node's id in the store.
+func (p *RedisPresence) NodeID() string { return p.node }
+
+// Watch implements PresenceWatcher. fn is called under the presence's lock:
+// it must not block or call back into the RedisPresence.
+func (p *RedisPresence) Watch(fn func(userID string, online bool)) {
+	p.mu.Lock()
+	p.watch = fn
+	p.mu.Unlock()
+}
+
+// Add implements Presence.
+func (p *RedisPresence) Add(ctx context.Context, userID, socketID string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false, ErrClosed
+	}
+	socks := p.local[userID]
+	if _, ok := socks[socketID]; ok {
+		return false, nil
+	}
+	if socks == nil {
+		socks = map[string]struct{}{}
+		p.local[userID] = socks
+	}
+	socks[socketID] = struct{}{}
+	p.sockets++
+	return p.writeLocked(ctx, userID, true), nil
+}
+
+// Remove implements Presence.
+func (p *RedisPresence) Remove(ctx context.Context, userID, socketID string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	socks := p.local[userID]
+	if _, ok := socks[socketID]; !ok {
+		return false, nil
+	}
+	delete(socks, socketID)
+	if len(socks) == 0 {
+		delete(p.local, userID)
+	}
+	p.sockets--
+	if p.closed {
+		return false, nil
+	}
+	return p.writeLocked(ctx, userID, false), nil
+}
+
+// writeLocked stores userID's socket count on this node and reports the
+// transition (through the watcher if there is one). On failure the node is
+// marked dirty and the heartbeat reconciles it later.
+func (p *RedisPresence) writeLocked(ctx context.Context, userID string, online bool) bool {
+	if p.dirty {
+		// Not registered yet, or Redis failed: the heartbeat goroutine
+		// reconciles (and reports the transition), so that a connection
+		// never waits for an unreachable Redis.
+		p.kickLocked()
+		return false
+	}
+	ctx, cancel := p.opCtx(ctx)
+	defer cancel()
+	res, err := scriptSet.Run(ctx, p.cfg.Client,
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node},
+		p.node, p.epoch, userID, len(p.local[userID]), p.sockets).Int()
+	if err != nil {
+		p.failLocked("presence write", err)
+		return false
+	}
+	switch res {
+	case -1: // this node was expired, or the store lost its data
+		p.dirty = true
+		p.syncLocked(ctx)
+		return false
+	case 1, 2:
+		return p.reportLocked(userID, res == 1, online)
+	}
+	return false
+}
+
+// reportLocked hands a transition to the watcher, or returns it to the
+// caller when there is none.
+func (p *RedisPresence) reportLocked(userID string, online, want bool) bool {
+	if p.watch != nil {
+		p.watch(userID, online)
+		return false
+	}
+	return online == want
+}
+
+// kickLocked asks the heartbeat goroutine to reconcile now.
+func (p *RedisPresence) kickLocked() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *RedisPresence) failLocked(what string, err error) {
+	if !p.dirty {
+		p.log.Warn("redis presence unavailable; serving local sockets and reconciling later", "op", what, "err", err)
+	} else {
+		p.limited.Log(slog.LevelWarn, "presence", "redis presence still unavailable", "op", what, "err", err)
+	}
+	p.dirty = true
+}
+
+func (p *RedisPresence) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpTimeout)
+}
+
+// syncLocked writes this node's whole state, registering the node, and
+// reports the transitions it causes (none if the store lost its data:
+// those users never went offline). It reports whether it succeeded.
+func (p *RedisPresence) syncLocked(ctx context.Context) bool {
+	ctx, cancel := p.opCtx(ctx)
+	defer cancel()
+	args := make([]any, 0, 4+2*len(p.local))
+	args = append(args, p.node, p.epoch, randomID(), p.sockets)
+	for u, socks := range p.local {
+		args = append(args, u, len(socks))
+	}
+	res, err := scriptSync.Run(ctx, p.cfg.Client,
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node},
+		args...).Slice()
+	if err != nil {
+		p.failLocked("presence sync", err)
+		return false
+	}
+	if len(res) != 4 {
+		p.failLocked("presence sync", fmt.Errorf("unexpected reply %v", res))
+		return false
+	}
+	epoch, _ := res[0].(string)
+	silent, _ := res[1].(int64)
+	if p.dirty && p.epoch != "" {
+		p.log.Info("redis presence reconciled", "node", p.node, "storeReset", silent == 1)
+	}
+	p.epoch, p.dirty = epoch, false
+	p.limited.Reset("presence")
+	if silent == 1 {
+		return true
+	}
+	for _, u := range toStrings(res[2]) {
+		p.reportLocked(u, true, true)
+	}
+	for _, u := range toStrings(res[3]) {
+		p.reportLocked(u, false, false)
+	}
+	return true
+}
+
+func toStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// run refreshes the registration and expires dead nodes every NodeTTL/3,
+// and reconciles when kicked, at most every minRetry while Redis fails.
+func (p *RedisPresence) run(ctx context.Context) {
+	defer close(p.done)
+	const minRetry = 250 * time.Millisecond
+	tick := time.NewTicker(p.cfg.NodeTTL / 3)
+	defer tick.Stop()
+	for {
+		last := time.Now()
+		p.heartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-p.kick:
+			if wait := minRetry - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+	}
+}
+
+func (p *RedisPresence) heartbeat(ctx context.Context) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	if p.dirty {
+		p.syncLocked(ctx)
+	} else {
+		octx, cancel := p.opCtx(ctx)
+		ok, err := scriptBeat.Run(octx, p.cfg.Client, []string{p.keys.nodes, p.keys.epoch}, p.node, p.epoch).Int()
+		cancel()
+		switch {
+		case err != nil:
+			p.failLocked("presence heartbeat", err)
+		case ok == 0:
+			p.log.Warn("this node was expired from redis presence (paused or cut off too long); re-registering", "node", p.node)
+			p.dirty = true
+			p.syncLocked(ctx)
+		}
+	}
+	dirty := p.dirty
+	p.mu.Unlock()
+	if !dirty {
+		p.reap(ctx, p.cfg.NodeTTL)
+	}
+}
+
+// reap removes the other nodes that have not refreshed their registration
+// for ttl and reports their users who went offline.
+func (p *RedisPresence) reap(ctx context.Context, ttl time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	octx, cancel := p.opCtx(ctx)
+	defer cancel()
+	res, err := scriptReap.Run(octx, p.cfg.Client,
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets},
+		p.keys.nodePrefix, ttl.Milliseconds(), p.node).Slice()
+	if err != nil {
+		p.limited.Log(slog.LevelWarn, "reap", "redis presence expiry check failed", "err", err)
+		return
+	}
+	if len(res) != 2 {
+		return
+	}
+	if dead := toStrings(res[0]); len(dead) > 0 {
+		p.log.Warn("expired dead nodes from redis presence", "nodes", dead)
+	}
+	for _, u := range toStrings(res[1]) {
+		p.reportLocked(u, false, false)
+	}
+}
+
+// IsOnline implements Presence.
+func (p *RedisPresence) IsOnline(ctx context.Context, userID string) (bool, error) {
+	ctx, cancel := p.opCtx(ctx)
+	defer cancel()
+	ok, err := p.cfg.Client.HExists(ctx, p.keys.online, userID).Result()
+	if err != nil {
+		return false, fmt.Errorf("adapter: redis presence: %w", err)
+	}
+	return ok, nil
+}
+
+// Users implements Presence.
+func (p *RedisPresence) Users(ctx context.Context) ([]string, error) {
+	ctx, cancel := p.opCtx(ctx)
+	defer cancel()
+	users, err := p.cfg.Client.HKeys(ctx, p.keys.online).Result()
+	if err != nil {
+		return nil, fmt.Errorf("adapter: redis presence: %w", err)
+	}
+	slices.Sort(users)
+	return users, nil
+}
+
+// Counts implements Presence.
+func (p *RedisPresence) Counts(ctx context.Context) (users, sockets int, err error) {
+	st, err := p.ClusterStats(ctx)
+	return st.Users, st.Sockets, err
+}
+
+// ClusterStats implements ClusterPresence. A node is stale when it missed
+// its last two heartbeats.
+func (p *RedisPresence) ClusterStats(ctx context.Context) (ClusterStats, error) {
+	ctx, cancel := p.opCtx(ctx)
+	defer cancel()
+	res, err := scriptStats.Run(ctx, p.cfg.Client,
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets},
+		(2 * p.cfg.NodeTTL / 3).Milliseconds()).Int64Slice()
+	if err != nil {
+		return ClusterStats{}, fmt.Errorf("adapter: redis presence: %w", err)
+	}
+	if len(res) != 4 {
+		return ClusterStats{}, fmt.Errorf("adapter: redis presence: unexpected reply %v", res)
+	}
+	return ClusterStats{Users: int(res[0]), Sockets: int(res[1]), Nodes: int(res[2]), StaleNodes: int(res[3])}, nil
+}
+
+// LocalCounts returns this node's own users and sockets, known without
+// Redis.
+func (p *RedisPresence) LocalCounts() (users, sockets int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.local), p.sockets
+}
+
+// Close stops the heartbeat and removes this node from the store,
+// reporting its users that go offline. The node's sockets should be gone by
+// then (Server.Shutdown first). Close is idempotent.
+func (p *RedisPresence) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	octx, cancel := p.opCtx(ctx)
+	defer cancel()
+	res, err := scriptLeave.Run(octx, p.cfg.Client,
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.nodePrefix + p.node}, p.node).StringSlice()
+	if err != nil {
+		return fmt.Errorf("adapter: redis presence: leave: %w", err)
+	}
+	for _, u := range res {
+		p.reportLocked(u, false, false)
+	}
+	return nil
+}
+
+// The scripts. Every key shares the "{prefix}" hash tag; the per-node hash
+// of an expired node is derived from the prefix passed in ARGV, which is in
+// the same slot.
+var (
+	// KEYS: nodes, online, sockets, epoch, nodekey
+	// ARGV: node, epoch, user, count, nodeSockets
+	// Returns -1 (node unknown: sync), 0, 1 (user came online), 2 (went offline).
+	scriptSet = redis.NewScript(`
+if redis.call('GET', KEYS[4]) ~= ARGV[2] or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
+local old = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
+local new = tonumber(ARGV[4])
+if new > 0 then redis.call('HSET', KEYS[5], ARGV[3], new) else redis.call('HDEL', KEYS[5], ARGV[3]) end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+if old == 0 and new > 0 then
+  if redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then return 1 end
+elseif old > 0 and new == 0 then
+  if redis.call('HINCRBY', KEYS[2], ARGV[3], -1) <= 0 then
+    redis.call('HDEL', KEYS[2], ARGV[3])
+    return 2
+  end
+end
+return 0`)
+
+	// KEYS: nodes, online, sockets, epoch, nodekey
+	// ARGV: node, knownEpoch, candidateEpoch, nodeSockets, user1, count1, ...
+	// Returns {epoch, silent, onlineUsers, offlineUsers}.
+	scriptSync = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[4], epoch)
+end
+local silent = 0
+if ARGV[2] ~= '' and ARGV[2] ~= epoch then silent = 1 end
+local want = {}
+for i = 5, #ARGV, 2 do want[ARGV[i]] = ARGV[i + 1] end
+local have = {}
+local old = redis.call('HGETALL', KEYS[5])
+for i = 1, #old, 2 do have[old[i]] = true end
+local on, off = {}, {}
+for u, _ in pairs(have) do
+  if not want[u] then
+    if redis.call('HINCRBY', KEYS[2], u, -1) <= 0 then
+      redis.call('HDEL', KEYS[2], u)
+      off[#off + 1] = u
+    end
+  end
+end
+for u, _ in pairs(want) do
+  if not have[u] then
+    if redis.call('HINCRBY', KEYS[2], u, 1) == 1 then on[#on + 1] = u end
+  end
+end
+redis.call('DEL', KEYS[5])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+return {epoch, silent, on, off}`)
+
+	// KEYS: nodes, epoch. ARGV: node, epoch. Returns 1, or 0 if the node must sync.
+	scriptBeat = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[2] or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+return 1`)
+
+	// KEYS: nodes, online, sockets. ARGV: nodeKeyPrefix, ttlMillis, self.
+	// Returns {deadNodes, usersWhoWentOffline}.
+	scriptReap = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
+local gone, off = {}, {}
+for _, n in ipairs(dead) do
+  if n ~= ARGV[3] then
+    local nk = ARGV[1] .. n
+    for _, u in ipairs(redis.call('HKEYS', nk)) do
+      if redis.call('HINCRBY', KEYS[2], u, -1) <= 0 then
+        redis.call('HDEL', KEYS[2], u)
+        off[#off + 1] = u
+      end
+    end
+    redis.call('DEL', nk)
+    redis.call('HDEL', KEYS[3], n)
+    redis.call('ZREM', KEYS[1], n)
+    gone[#gone + 1] = n
+  end
+end
+return {gone, off}`)
+
+	// KEYS: nodes, online, sockets, nodekey. ARGV: node. Returns users who went offline.
+	scriptLeave = redis.NewScript(`
+local off = {}
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  for _, u in ipairs(redis.call('HKEYS', KEYS[4])) do
+    if redis.call('HINCRBY', KEYS[2], u, -1) <= 0 then
+      redis.call('HDEL', KEYS[2], u)
+      off[#off + 1] = u
+    end
+  end
+end
+redis.call('DEL', KEYS[4])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return off`)
+
+	// KEYS: nodes, online, sockets. ARGV: staleMillis.
+	// Returns {users, sockets, nodes, staleNodes}.
+	scriptStats = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local sockets = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[3])) do sockets = sockets + tonumber(v) end
+return {redis.call('HLEN', KEYS[2]), sockets, redis.call('ZCARD', KEYS[1]),
+  redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[1])))}`)
+)

@@ -1,0 +1,477 @@
+package adapter
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// The wire formats of Socket.IO's Redis adapters, which herald speaks so
+// that herald nodes, Node.js servers running @socket.io/redis-adapter and
+// processes using @socket.io/redis-emitter share one cluster.
+//
+// Classic pub/sub: PUBLISH on "<prefix>#<nsp>#" (or "<prefix>#<nsp>#<room>#"
+// for a single room) the MessagePack array
+//
+//	[uid, {type: 2, data: [event, ...args], nsp}, {rooms, except, flags}]
+//
+// Sharded pub/sub: SPUBLISH on the same channels a cluster message, as JSON
+// (MessagePack when it holds binary data)
+//
+//	{uid, nsp, type: 3, data: {opts: {rooms, except, flags}, packet}}
+
+const (
+	packetEvent       = 2 // Socket.IO EVENT packet
+	packetBinaryEvent = 5 // Socket.IO BINARY_EVENT packet
+	clusterBroadcast  = 3 // @socket.io/cluster-adapter MessageType.BROADCAST
+	defaultNamespace  = "/"
+)
+
+// channelFor returns the channel a message to rooms is published on: the
+// room's own channel for a single room, the namespace's otherwise.
+func channelFor(base string, rooms []string) string {
+	if len(rooms) == 1 {
+		return base + rooms[0] + "#"
+	}
+	return base
+}
+
+// shardedChannelFor is channelFor as the sharded Node.js adapter decides in
+// its "dynamic" mode: a room whose name has a socket id's length (20) goes
+// to the namespace channel too, since nodes subscribe to no socket's room.
+func shardedChannelFor(base string, rooms []string) string {
+	if len(rooms) == 1 && len(rooms[0]) != 20 {
+		return base + rooms[0] + "#"
+	}
+	return base
+}
+
+// roomOfChannel returns the room a channel is dedicated to, "" for the
+// namespace's main channel, and false for a channel outside base.
+func roomOfChannel(base, channel string) (string, bool) {
+	if !strings.HasPrefix(channel, base) {
+		return "", false
+	}
+	rest := channel[len(base):]
+	if rest == "" {
+		return "", true
+	}
+	if !strings.HasSuffix(rest, "#") {
+		return "", false
+	}
+	return rest[:len(rest)-1], true
+}
+
+// encodeClassic encodes m in the classic adapter's format.
+func encodeClassic(uid string, m Message) ([]byte, error) {
+	b := make([]byte, 0, 64+len(m.Event)+argsLen(m.Args))
+	b = mpAppendArrayHeader(b, 3)
+	b = mpAppendString(b, uid)
+	b = mpAppendMapHeader(b, 3)
+	b = mpAppendString(b, "type")
+	b = mpAppendInt(b, packetEvent)
+	b = mpAppendString(b, "data")
+	b = mpAppendArrayHeader(b, 1+len(m.Args))
+	b = mpAppendString(b, m.Event)
+	for _, a := range m.Args {
+		var err error
+		if b, err = jsonToMsgpack(b, a); err != nil {
+			return nil, err
+		}
+	}
+	b = mpAppendString(b, "nsp")
+	b = mpAppendString(b, defaultNamespace)
+	b = mpAppendMapHeader(b, 3)
+	b = mpAppendString(b, "rooms")
+	b = mpAppendStrings(b, m.Rooms)
+	b = mpAppendString(b, "except")
+	b = mpAppendStrings(b, m.Except)
+	b = mpAppendString(b, "flags")
+	b = mpAppendMapHeader(b, 0)
+	return b, nil
+}
+
+func argsLen(args []json.RawMessage) int {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	return n
+}
+
+// decodeClassic decodes a message in the classic adapter's format. ok is
+// false, with a nil error, for a well-formed message that is not an event
+// for the default namespace.
+func decodeClassic(b []byte) (uid string, m Message, ok bool, err error) {
+	r := mpReader{b: b}
+	n, err := r.arrayLen()
+	if err != nil {
+		return "", Message{}, false, err
+	}
+	if n < 2 {
+		return "", Message{}, false, malformed("classic: %d elements, want 3", n)
+	}
+	if uid, err = r.str(); err != nil {
+		return "", Message{}, false, err
+	}
+	if r.peekNil() {
+		return uid, Message{}, false, nil
+	}
+	pk, err := r.packet()
+	if err != nil {
+		return uid, Message{}, false, err
+	}
+	m = pk.msg
+	if n >= 3 && !r.peekNil() {
+		opts, err := r.options()
+		if err != nil {
+			return uid, Message{}, false, err
+		}
+		m.Rooms, m.Except = opts.rooms, opts.except
+		if opts.local {
+			return uid, Message{}, false, nil
+		}
+	}
+	for i := 3; i < n; i++ {
+		if err := r.skip(0); err != nil {
+			return uid, Message{}, false, err
+		}
+	}
+	if r.pos != len(r.b) {
+		return uid, Message{}, false, malformed("classic: trailing data")
+	}
+	return uid, m, pk.ok(), nil
+}
+
+type wirePacket struct {
+	typ   int64
+	nsp   string
+	msg   Message
+	attch bool
+}
+
+func (p wirePacket) ok() bool {
+	return p.typ == packetEvent && !p.attch && (p.nsp == "" || p.nsp == defaultNamespace) && p.msg.Event != ""
+}
+
+// packet reads a Socket.IO packet map.
+func (r *mpReader) packet() (wirePacket, error) {
+	var p wirePacket
+	n, err := r.mapLen()
+	if err != nil {
+		return p, err
+	}
+	for range n {
+		key, err := r.str()
+		if err != nil {
+			return p, err
+		}
+		switch key {
+		case "type":
+			if p.typ, err = r.integer(); err != nil {
+				return p, err
+			}
+		case "nsp":
+			if p.nsp, err = r.str(); err != nil {
+				return p, err
+			}
+		case "data":
+			if r.peekNil() {
+				continue
+			}
+			if p.msg.Event, p.msg.Args, err = r.eventData(); err != nil {
+				return p, err
+			}
+		case "attachments":
+			p.attch = !r.peekNil()
+			if p.attch {
+				if err := r.skip(0); err != nil {
+					return p, err
+				}
+			}
+		default: // id (acks are not carried across nodes), future keys
+			if err := r.skip(0); err != nil {
+				return p, err
+			}
+		}
+	}
+	if p.typ == packetBinaryEvent {
+		p.attch = true
+	}
+	return p, nil
+}
+
+// eventData reads [event, ...args], converting each argument to JSON.
+func (r *mpReader) eventData() (string, []json.RawMessage, error) {
+	n, err := r.arrayLen()
+	if err != nil {
+		return "", nil, err
+	}
+	if n == 0 {
+		return "", nil, malformed("packet data is empty")
+	}
+	event, err := r.str()
+	if err != nil {
+		return "", nil, malformed("event name is not a string")
+	}
+	args := make([]json.RawMessage, n-1)
+	for i := range args {
+		a, err := r.toJSON(nil, 1)
+		if err != nil {
+			return "", nil, err
+		}
+		args[i] = a
+	}
+	return event, args, nil
+}
+
+type wireOptions struct {
+	rooms, except []string
+	local         bool
+}
+
+func (r *mpReader) options() (wireOptions, error) {
+	var o wireOptions
+	n, err := r.mapLen()
+	if err != nil {
+		return o, err
+	}
+	for range n {
+		key, err := r.str()
+		if err != nil {
+			return o, err
+		}
+		switch key {
+		case "rooms":
+			o.rooms, err = r.strings()
+		case "except":
+			o.except, err = r.strings()
+		case "flags":
+			o.local, err = r.localFlag()
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+func (r *mpReader) strings() ([]string, error) {
+	if r.peekNil() {
+		return nil, nil
+	}
+	n, err := r.arrayLen()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, n)
+	for range n {
+		s, err := r.str()
+		if err != nil {
+			return nil, malformed("room name is not a string")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// localFlag reads the flags map and reports the "local" flag, which means
+// the message is for the publishing node only.
+func (r *mpReader) localFlag() (bool, error) {
+	if r.peekNil() {
+		return false, nil
+	}
+	n, err := r.mapLen()
+	if err != nil {
+		return false, err
+	}
+	local := false
+	for range n {
+		key, err := r.str()
+		if err != nil {
+			return false, err
+		}
+		if key == "local" {
+			c, err := r.byte1()
+			if err != nil {
+				return false, err
+			}
+			local = c == 0xc3
+			continue
+		}
+		if err := r.skip(0); err != nil {
+			return false, err
+		}
+	}
+	return local, nil
+}
+
+// shardedMessage is the sharded adapter's cluster message, in JSON.
+type shardedMessage struct {
+	UID  string          `json:"uid"`
+	Nsp  string          `json:"nsp"`
+	Type int             `json:"type"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+type shardedBroadcast struct {
+	Opts struct {
+		Rooms  []string        `json:"rooms"`
+		Except []string        `json:"except"`
+		Flags  json.RawMessage `json:"flags,omitempty"`
+	} `json:"opts"`
+	Packet struct {
+		Type        int               `json:"type"`
+		Data        []json.RawMessage `json:"data"`
+		Nsp         string            `json:"nsp"`
+		Attachments *int              `json:"attachments,omitempty"`
+	} `json:"packet"`
+	RequestID *string `json:"requestId,omitempty"`
+}
+
+// encodeSharded encodes m as the sharded adapter's broadcast message.
+func encodeSharded(uid string, m Message) ([]byte, error) {
+	var d shardedBroadcast
+	d.Opts.Rooms = nonNil(m.Rooms)
+	d.Opts.Except = nonNil(m.Except)
+	d.Opts.Flags = json.RawMessage(`{}`)
+	d.Packet.Type = packetEvent
+	d.Packet.Nsp = defaultNamespace
+	ev, err := json.Marshal(m.Event)
+	if err != nil {
+		return nil, err
+	}
+	d.Packet.Data = append([]json.RawMessage{ev}, m.Args...)
+	data, err := json.Marshal(d)
+	if err != nil {
+		return nil, malformed("sharded: %v", err)
+	}
+	return json.Marshal(shardedMessage{UID: uid, Nsp: defaultNamespace, Type: clusterBroadcast, Data: data})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// decodeSharded decodes a sharded cluster message. ok is false, with a nil
+// error, for a well-formed message that is not a broadcast of an event to
+// the default namespace (heartbeats, requests, other namespaces).
+func decodeSharded(b []byte) (uid string, m Message, ok bool, err error) {
+	if len(b) == 0 || b[0] != '{' {
+		return decodeShardedMsgpack(b)
+	}
+	var sm shardedMessage
+	if err := json.Unmarshal(b, &sm); err != nil {
+		return "", Message{}, false, malformed("sharded: %v", err)
+	}
+	if sm.Type != clusterBroadcast || (sm.Nsp != "" && sm.Nsp != defaultNamespace) {
+		return sm.UID, Message{}, false, nil
+	}
+	var d shardedBroadcast
+	dec := json.NewDecoder(bytes.NewReader(sm.Data))
+	if err := dec.Decode(&d); err != nil {
+		return sm.UID, Message{}, false, malformed("sharded: %v", err)
+	}
+	if d.RequestID != nil || d.Packet.Type != packetEvent || d.Packet.Attachments != nil ||
+		(d.Packet.Nsp != "" && d.Packet.Nsp != defaultNamespace) || len(d.Packet.Data) == 0 {
+		return sm.UID, Message{}, false, nil
+	}
+	var event string
+	if err := json.Unmarshal(d.Packet.Data[0], &event); err != nil || event == "" {
+		return sm.UID, Message{}, false, malformed("sharded: event name is not a string")
+	}
+	var flags struct {
+		Local bool `json:"local"`
+	}
+	if len(d.Opts.Flags) > 0 {
+		_ = json.Unmarshal(d.Opts.Flags, &flags)
+	}
+	if flags.Local {
+		return sm.UID, Message{}, false, nil
+	}
+	args := make([]json.RawMessage, len(d.Packet.Data)-1)
+	for i, a := range d.Packet.Data[1:] {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, a); err != nil {
+			return sm.UID, Message{}, false, malformed("sharded: %v", err)
+		}
+		args[i] = buf.Bytes()
+	}
+	return sm.UID, Message{Rooms: d.Opts.Rooms, Except: d.Opts.Except, Event: event, Args: args}, true, nil
+}
+
+// decodeShardedMsgpack decodes the MessagePack form of a cluster message,
+// which the sharded adapter uses for messages with binary data.
+func decodeShardedMsgpack(b []byte) (uid string, m Message, ok bool, err error) {
+	r := mpReader{b: b}
+	n, err := r.mapLen()
+	if err != nil {
+		return "", Message{}, false, err
+	}
+	var typ int64
+	nsp := defaultNamespace
+	var pk wirePacket
+	var opts wireOptions
+	var requestID bool
+	for range n {
+		key, err := r.str()
+		if err != nil {
+			return uid, Message{}, false, err
+		}
+		switch key {
+		case "uid":
+			uid, err = r.str()
+		case "nsp":
+			nsp, err = r.str()
+		case "type":
+			typ, err = r.integer()
+		case "data":
+			if typ != clusterBroadcast && typ != 0 {
+				err = r.skip(0)
+				break
+			}
+			var dn int
+			if dn, err = r.mapLen(); err != nil {
+				break
+			}
+			for range dn {
+				var k string
+				if k, err = r.str(); err != nil {
+					break
+				}
+				switch k {
+				case "opts":
+					opts, err = r.options()
+				case "packet":
+					pk, err = r.packet()
+				case "requestId":
+					requestID = !r.peekNil()
+					if requestID {
+						err = r.skip(0)
+					}
+				default:
+					err = r.skip(0)
+				}
+				if err != nil {
+					break
+				}
+			}
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return uid, Message{}, false, err
+		}
+	}
+	if typ != clusterBroadcast || nsp != defaultNamespace || requestID || opts.local || !pk.ok() {
+		return uid, Message{}, false, nil
+	}
+	m = pk.msg
+	m.Rooms, m.Except = opts.rooms, opts.except
+	return uid, m, true, nil
+}

@@ -1,0 +1,334 @@
+package adapter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// payloads are JSON values as encoding/json writes them; each must survive
+// JSON -> MessagePack -> JSON byte for byte.
+var payloads = []string{
+	`{"jobId":"j1","progress":42,"message":"halfway","timestamp":"2026-11-22T01:02:03.456Z"}`,
+	`{"z":1,"a":2,"m":{"y":[1,2,{"x":null}],"b":true,"c":false}}`,
+	`{"html":"\u003cb\u003e\u0026\"quoted\"\\","ctl":"\n\t\r\u0000\u001f","uni":"héllo 世界 🎉","ls":"\u2028\u2029"}`,
+	`{"f":0.5,"g":-1.25,"h":1e+21,"i":1e-7,"j":123456.789,"k":0.000001,"l":-0}`,
+	`{"big":9223372036854775807,"neg":-9223372036854775808,"u":18446744073709551615}`,
+	`[]`, `{}`, `"s"`, `0`, `-1`, `true`, `null`, `[[[[]]]]`,
+	`{"long":"` + strings.Repeat("x", 70000) + `"}`,
+	`[` + strings.Repeat(`1,`, 70000) + `1]`,
+}
+
+func TestJSONMsgpackRoundTrip(t *testing.T) {
+	for _, p := range payloads {
+		mp, err := jsonToMsgpack(nil, []byte(p))
+		if err != nil {
+			t.Fatalf("jsonToMsgpack(%.60s): %v", p, err)
+		}
+		// An independent decoder must read the same value.
+		var viaLib any
+		if err := msgpack.Unmarshal(mp, &viaLib); err != nil {
+			t.Fatalf("msgpack library cannot read our encoding of %.60s: %v", p, err)
+		}
+		r := mpReader{b: mp}
+		back, err := r.toJSON(nil, 0)
+		if err != nil {
+			t.Fatalf("toJSON(%.60s): %v", p, err)
+		}
+		if r.pos != len(mp) {
+			t.Fatalf("toJSON left %d bytes", len(mp)-r.pos)
+		}
+		if !bytes.Equal(back, []byte(p)) {
+			t.Errorf("round trip changed the JSON:\n got %.200s\nwant %.200s", back, p)
+		}
+	}
+}
+
+// TestStructPayloadIdentical is the property herald promises: a struct
+// encoded by encoding/json is delivered to remote nodes as the same bytes
+// (json tags respected, field order kept).
+func TestStructPayloadIdentical(t *testing.T) {
+	type payload struct {
+		JobID    string         `json:"jobId"`
+		Progress float64        `json:"progress"`
+		Note     string         `json:"note,omitempty"`
+		Extra    map[string]any `json:"extra"`
+		At       time.Time      `json:"timestamp"`
+	}
+	for _, v := range []payload{
+		{JobID: "a<b>&c", Progress: 33.333333333333336, Extra: map[string]any{"n": 1, "list": []any{1.5, "x", nil}}},
+		{JobID: "é", Progress: 1e21, Note: "line\nbreak", At: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)},
+		{Progress: math.SmallestNonzeroFloat64, Extra: map[string]any{}},
+	} {
+		js, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := Message{Rooms: []string{"user:1"}, Event: "job_progress", Args: []json.RawMessage{js}}
+		wire, err := encodeClassic("node-a", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, got, ok, err := decodeClassic(wire)
+		if err != nil || !ok || uid != "node-a" {
+			t.Fatalf("decodeClassic = %q, ok %v, %v", uid, ok, err)
+		}
+		if string(got.Args[0]) != string(js) {
+			t.Errorf("classic: remote JSON differs:\n got %s\nwant %s", got.Args[0], js)
+		}
+		wire, err = encodeSharded("node-a", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, ok, err = decodeSharded(wire)
+		if err != nil || !ok {
+			t.Fatalf("decodeSharded: ok %v, %v", ok, err)
+		}
+		if string(got.Args[0]) != string(js) {
+			t.Errorf("sharded: remote JSON differs:\n got %s\nwant %s", got.Args[0], js)
+		}
+	}
+}
+
+func TestClassicEnvelope(t *testing.T) {
+	m := Message{Rooms: []string{"a", "b"}, Except: []string{"c"}, Event: "ev", Args: []json.RawMessage{[]byte(`{"k":1}`), []byte(`2`)}}
+	wire, err := encodeClassic("uid1", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The layout Node's adapter destructures: [uid, packet, opts].
+	var arr []any
+	if err := msgpack.Unmarshal(wire, &arr); err != nil {
+		t.Fatal(err)
+	}
+	want := []any{"uid1",
+		map[string]any{"type": int8(2), "data": []any{"ev", map[string]any{"k": int8(1)}, int8(2)}, "nsp": "/"},
+		map[string]any{"rooms": []any{"a", "b"}, "except": []any{"c"}, "flags": map[string]any{}},
+	}
+	if !reflect.DeepEqual(arr, want) {
+		t.Fatalf("envelope = %#v\nwant %#v", arr, want)
+	}
+	uid, got, ok, err := decodeClassic(wire)
+	if err != nil || !ok || uid != "uid1" {
+		t.Fatalf("decode: %q %v %v", uid, ok, err)
+	}
+	if !reflect.DeepEqual(got.Rooms, m.Rooms) || !reflect.DeepEqual(got.Except, m.Except) || got.Event != "ev" ||
+		len(got.Args) != 2 || string(got.Args[0]) != `{"k":1}` || string(got.Args[1]) != "2" {
+		t.Fatalf("decoded %+v", got)
+	}
+}
+
+// TestDecodeForeign decodes messages written the way other emitters write
+// them, with the msgpack library standing in for notepack.io.
+func TestDecodeForeign(t *testing.T) {
+	enc := func(v any) []byte {
+		t.Helper()
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	packet := func(typ int, nsp string, data ...any) map[string]any {
+		return map[string]any{"type": typ, "data": data, "nsp": nsp}
+	}
+	opts := map[string]any{"rooms": []string{"user:1"}, "except": []string{}, "flags": map[string]any{}}
+	tests := []struct {
+		name   string
+		wire   []byte
+		wantOK bool
+		args   string // the args, joined by |
+		err    bool
+	}{
+		{"emitter event", enc([]any{"emitter", packet(2, "/", "ev", map[string]any{"a": 1.5}), opts}), true, `{"a":1.5}`, false},
+		{"no args", enc([]any{"emitter", packet(2, "/", "ev"), opts}), true, ``, false},
+		{"float integral", enc([]any{"e", packet(2, "/", "ev", 3.0), opts}), true, `3`, false},
+		{"other namespace", enc([]any{"e", packet(2, "/admin", "ev"), opts}), false, ``, false},
+		{"missing nsp means /", enc([]any{"e", map[string]any{"type": 2, "data": []any{"ev"}}, opts}), true, ``, false},
+		{"connect packet", enc([]any{"e", packet(0, "/"), opts}), false, ``, false},
+		{"binary event", enc([]any{"e", packet(5, "/", "ev", []byte{1}), opts}), false, ``, true},
+		{"local flag", enc([]any{"e", packet(2, "/", "ev"), map[string]any{"rooms": []string{}, "flags": map[string]any{"local": true}}}), false, ``, false},
+		{"nil packet", enc([]any{"e", nil, opts}), false, ``, false},
+		{"timestamp ext", enc([]any{"e", packet(2, "/", "ev", time.UnixMilli(1700000000123).UTC()), opts}), true, `"2023-11-14T22:13:20.123Z"`, false},
+		{"not an array", enc(map[string]any{"a": 1}), false, ``, true},
+		{"truncated", enc([]any{"e", packet(2, "/", "ev", "hello")})[:12], false, ``, true},
+		{"event not string", enc([]any{"e", packet(2, "/", 1), opts}), false, ``, true},
+		{"map key not string", enc([]any{"e", packet(2, "/", "ev", map[int]int{1: 2}), opts}), false, ``, true},
+		{"empty", nil, false, ``, true},
+		{"huge length", []byte{0x93, 0xa1, 'e', 0xdf, 0xff, 0xff, 0xff, 0xff}, false, ``, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, m, ok, err := decodeClassic(tc.wire)
+			if (err != nil) != tc.err {
+				t.Fatalf("err = %v, want error %v", err, tc.err)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+			if ok != tc.wantOK {
+				t.Fatalf("ok = %v, want %v", ok, tc.wantOK)
+			}
+			if !ok {
+				return
+			}
+			var args []string
+			for _, a := range m.Args {
+				args = append(args, string(a))
+			}
+			if got := strings.Join(args, "|"); got != tc.args {
+				t.Fatalf("args = %s, want %s", got, tc.args)
+			}
+		})
+	}
+}
+
+func TestDecodeShardedForeign(t *testing.T) {
+	tests := []struct {
+		name string
+		wire string
+		ok   bool
+		err  bool
+	}{
+		{"broadcast", `{"uid":"n1","nsp":"/","type":3,"data":{"opts":{"rooms":["user:1"],"except":[],"flags":{}},"packet":{"type":2,"data":["ev",{"b":1,"a":2}],"nsp":"/"}}}`, true, false},
+		{"heartbeat", `{"uid":"n1","nsp":"/","type":2}`, false, false},
+		{"broadcast with ack", `{"uid":"n1","nsp":"/","type":3,"data":{"opts":{"rooms":[],"except":[]},"packet":{"type":2,"data":["ev"],"nsp":"/"},"requestId":"r"}}`, false, false},
+		{"other nsp", `{"uid":"n1","nsp":"/x","type":3,"data":{}}`, false, false},
+		{"bad json", `{"uid":`, false, true},
+		{"event not string", `{"uid":"n1","nsp":"/","type":3,"data":{"opts":{},"packet":{"type":2,"data":[1],"nsp":"/"}}}`, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, m, ok, err := decodeSharded([]byte(tc.wire))
+			if (err != nil) != tc.err || ok != tc.ok {
+				t.Fatalf("ok %v err %v; want ok %v err %v", ok, err, tc.ok, tc.err)
+			}
+			if ok && (m.Event != "ev" || string(m.Args[0]) != `{"b":1,"a":2}` || m.Rooms[0] != "user:1") {
+				t.Fatalf("decoded %+v", m)
+			}
+		})
+	}
+}
+
+func TestJSONToMsgpackRejectsBadJSON(t *testing.T) {
+	for _, bad := range []string{``, `{`, `[1,]`, `{"a" 1}`, `01`, `1.`, `-`, `"\x01"`, `tru`, `1 2`, `{"a":1}}`, `"unterminated`, `1e999`,
+		strings.Repeat("[", maxDepth+2) + strings.Repeat("]", maxDepth+2)} {
+		if _, err := jsonToMsgpack(nil, []byte(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("jsonToMsgpack(%.40q) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
+func TestChannels(t *testing.T) {
+	base := "socket.io#/#"
+	if got := channelFor(base, []string{"user:1"}); got != "socket.io#/#user:1#" {
+		t.Errorf("single room channel = %q", got)
+	}
+	if got := channelFor(base, []string{"a", "b"}); got != base {
+		t.Errorf("multi room channel = %q", got)
+	}
+	for ch, want := range map[string]string{"socket.io#/#": "", "socket.io#/#user:1#": "user:1", "socket.io#/#a#b#": "a#b"} {
+		if room, ok := roomOfChannel(base, ch); !ok || room != want {
+			t.Errorf("roomOfChannel(%q) = %q, %v", ch, room, ok)
+		}
+	}
+	for _, ch := range []string{"other#/#", "socket.io#/#x"} {
+		if _, ok := roomOfChannel(base, ch); ok {
+			t.Errorf("roomOfChannel(%q) accepted", ch)
+		}
+	}
+}
+
+func FuzzDecodeClassic(f *testing.F) {
+	for _, p := range payloads[:5] {
+		w, _ := encodeClassic("uid", Message{Rooms: []string{"user:1"}, Event: "e", Args: []json.RawMessage{[]byte(p)}})
+		f.Add(w)
+	}
+	f.Add([]byte{0x93, 0xa1, 'e', 0xc0, 0xc0})
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		_, m, ok, err := decodeClassic(wire)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v is not ErrMalformed", err)
+		}
+		if !ok {
+			return
+		}
+		for _, a := range m.Args {
+			if !json.Valid(a) {
+				t.Fatalf("decoded arg is not JSON: %q", a)
+			}
+		}
+		// What we decode, we can publish again, and it decodes the same.
+		again, err := encodeClassic("uid", m)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		_, m2, ok2, err := decodeClassic(again)
+		if err != nil || !ok2 || m.Event != m2.Event || len(m.Args) != len(m2.Args) {
+			t.Fatalf("re-decode differs: %+v vs %+v (%v)", m, m2, err)
+		}
+		for i := range m.Args {
+			var a, b any
+			if json.Unmarshal(m.Args[i], &a) != nil || json.Unmarshal(m2.Args[i], &b) != nil || !reflect.DeepEqual(a, b) {
+				t.Fatalf("arg %d changed: %s -> %s", i, m.Args[i], m2.Args[i])
+			}
+		}
+	})
+}
+
+func FuzzDecodeSharded(f *testing.F) {
+	w, _ := encodeSharded("uid", Message{Rooms: []string{"user:1"}, Event: "e", Args: []json.RawMessage{[]byte(payloads[0])}})
+	f.Add(w)
+	f.Add([]byte(`{"uid":"n1","nsp":"/","type":2}`))
+	f.Add([]byte{0x84, 0xa3, 'u', 'i', 'd', 0xa1, 'x'})
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		_, m, ok, err := decodeSharded(wire)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v is not ErrMalformed", err)
+		}
+		if ok {
+			for _, a := range m.Args {
+				if !json.Valid(a) {
+					t.Fatalf("decoded arg is not JSON: %q", a)
+				}
+			}
+		}
+	})
+}
+
+func FuzzJSONToMsgpack(f *testing.F) {
+	for _, p := range payloads[:13] {
+		f.Add([]byte(p))
+	}
+	f.Fuzz(func(t *testing.T, js []byte) {
+		mp, err := jsonToMsgpack(nil, js)
+		if !json.Valid(js) {
+			if err == nil {
+				t.Fatalf("accepted invalid JSON %q", js)
+			}
+			return
+		}
+		if err != nil {
+			if errors.Is(err, ErrMalformed) {
+				return // too deep, or a number out of range
+			}
+			t.Fatalf("valid JSON refused: %v", err)
+		}
+		r := mpReader{b: mp}
+		back, err := r.toJSON(nil, 0)
+		if err != nil {
+			t.Fatalf("toJSON of our own encoding: %v", err)
+		}
+		var a, b any
+		if json.Unmarshal(js, &a) != nil || json.Unmarshal(back, &b) != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("value changed: %s -> %s", js, back)
+		}
+	})
+}
