@@ -36,6 +36,9 @@ const (
 	DefaultRedisPrefix    = "socket.io"
 	DefaultPublishTimeout = 2 * time.Second
 	DefaultLogInterval    = 30 * time.Second
+	// failFastFor is how long publishes fail at once after one failed,
+	// before the next one tries Redis again.
+	failFastFor = time.Second
 	// healthInterval is how long the subscriber waits for traffic before it
 	// pings Redis to find a dead connection.
 	healthInterval = 5 * time.Second
@@ -45,7 +48,9 @@ const (
 // reached this node's sockets but could not be handed to Redis, so the
 // other nodes did not get it. The caller decides whether to retry (this
 // node's sockets would then see the message twice).
-var ErrRemoteUndelivered = errors.New("adapter: delivered on this node only: redis unreachable")
+var ErrRemoteUndelivered = errors.New("adapter: not delivered to other nodes: redis unreachable")
+
+var errRecentFailure = errors.New("redis failed less than a second ago")
 
 // RedisBrokerConfig configures a RedisBroker.
 type RedisBrokerConfig struct {
@@ -108,6 +113,7 @@ type RedisBroker struct {
 
 	published, publishErrors, received, dropped, reconnects atomic.Uint64
 	up                                                      atomic.Bool
+	failUntil                                               atomic.Int64 // unix ns: fail fast until then
 }
 
 var _ Broker = (*RedisBroker)(nil)
@@ -224,6 +230,11 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	if deliver != nil {
 		deliver(m)
 	}
+	if until := b.failUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		// Redis just failed: do not make every emit wait for it.
+		b.publishErrors.Add(1)
+		return fmt.Errorf("%w: %w", ErrRemoteUndelivered, errRecentFailure)
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 	if b.cfg.Mode == RedisSharded {
@@ -233,10 +244,14 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	}
 	if err != nil {
 		b.publishErrors.Add(1)
+		b.failUntil.Store(time.Now().Add(failFastFor).UnixNano())
 		b.limited.Log(slog.LevelWarn, "publish", "redis publish failed", "err", err)
 		return fmt.Errorf("%w: %w", ErrRemoteUndelivered, err)
 	}
-	b.limited.Reset("publish")
+	if b.failUntil.Swap(0) != 0 {
+		b.limited.Reset("publish")
+		b.log.Info("redis publish recovered")
+	}
 	b.published.Add(1)
 	return nil
 }

@@ -17,6 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/auth"
 	"github.com/herald-rt/herald/events"
 	"github.com/herald-rt/herald/socketio"
@@ -33,6 +36,11 @@ type appConfig struct {
 	TokenTTL   time.Duration // dev tokens; 0 = 12h
 	// AnalysisDelay is how long a simulated analysis runs; 0 = 1.5s.
 	AnalysisDelay time.Duration
+	// Redis, when set, joins this node to the cluster on that Redis: the
+	// Redis broker and presence. The app never closes the client.
+	Redis     redis.UniversalClient
+	RedisMode adapter.RedisMode // "" = pub/sub
+	NodeTTL   time.Duration     // 0 = adapter.DefaultNodeTTL
 }
 
 // app is the demo backend: the herald server plus the HTTP API that starts
@@ -42,6 +50,8 @@ type app struct {
 	log      *slog.Logger
 	verifier *auth.Verifier
 	srv      *socketio.Server
+	broker   *adapter.RedisBroker   // nil on a single node
+	presence *adapter.RedisPresence // nil on a single node
 	mux      *http.ServeMux
 
 	ctx     context.Context // ends at Shutdown; simulated work stops with it
@@ -68,15 +78,31 @@ func newApp(cfg appConfig) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("HERALD_JWT_SECRET: %w", err)
 	}
-	srv, err := socketio.New(socketio.Config{
+	a := &app{cfg: cfg, log: cfg.Logger, verifier: verifier, mux: http.NewServeMux()}
+	scfg := socketio.Config{
 		Verifier:          verifier,
 		Logger:            cfg.Logger,
 		BroadcastPresence: true, // the demo shows everyone who is online
-	})
+	}
+	if cfg.Redis != nil {
+		if a.broker, err = adapter.NewRedisBroker(adapter.RedisBrokerConfig{
+			Client: cfg.Redis, Mode: cfg.RedisMode, Logger: cfg.Logger,
+		}); err != nil {
+			return nil, err
+		}
+		if a.presence, err = adapter.NewRedisPresence(adapter.RedisPresenceConfig{
+			Client: cfg.Redis, NodeTTL: cfg.NodeTTL, Logger: cfg.Logger,
+		}); err != nil {
+			return nil, err
+		}
+		scfg.Broker, scfg.Presence = a.broker, a.presence
+	}
+	srv, err := socketio.New(scfg)
 	if err != nil {
+		a.closeCluster(context.Background())
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: cfg.Logger, verifier: verifier, srv: srv, mux: http.NewServeMux()}
+	a.srv = srv
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 
 	static, _ := fs.Sub(staticFiles, "static")
@@ -113,7 +139,20 @@ func (a *app) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, ctx.Err())
 	}
-	return err
+	return errors.Join(err, a.closeCluster(ctx))
+}
+
+// closeCluster leaves the cluster: this node's registration is removed and
+// the broker's subscription stopped.
+func (a *app) closeCluster(ctx context.Context) error {
+	var errs []error
+	if a.presence != nil {
+		errs = append(errs, a.presence.Close(ctx))
+	}
+	if a.broker != nil {
+		errs = append(errs, a.broker.Close(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 func (a *app) serveBundle(w http.ResponseWriter, r *http.Request) {
@@ -238,7 +277,10 @@ func (a *app) runJob(ctx context.Context, user, jobID string, steps int, delay t
 		p := events.JobProgressPayload{JobID: jobID, Progress: i * 100 / steps, Message: fmt.Sprintf("step %d of %d", i, steps)}
 		if err := a.srv.EmitToUser(ctx, user, events.JobProgress, p); err != nil {
 			a.log.Warn("emit job_progress", "job", jobID, "err", err)
-			return
+			if !errors.Is(err, adapter.ErrRemoteUndelivered) {
+				return
+			}
+			// Redis is down: this node's sockets got it; carry on.
 		}
 	}
 	var err error

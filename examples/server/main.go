@@ -11,9 +11,16 @@
 //	HERALD_ADDR        listen address (default localhost:3000)
 //	HERALD_JWT_SECRET  HS256 secret that verifies tokens; unset = dev mode
 //	                   with a random secret and GET /dev/token?user=ID
+//	                   (every node of a cluster needs the same secret)
+//	REDIS_URL          redis://host:port/db: join the cluster on that Redis
+//	                   (unset = a single node, in memory)
+//	HERALD_REDIS_MODE  pubsub (default) or sharded (Redis 7+)
+//	HERALD_NODE_TTL    how long a crashed node's users stay online
+//	                   (Go duration, default 15s)
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -25,6 +32,11 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+
+	"github.com/herald-rt/herald/adapter"
 )
 
 func main() {
@@ -48,6 +60,26 @@ func run() error {
 			return err
 		}
 	}
+	redisAddr := ""
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		redisAddr = opts.Addr // the URL may hold a password: never print it
+		// herald logs Redis failures itself, rate-limited; go-redis would
+		// print every failed dial while Redis is down.
+		logging.Disable()
+		client := redis.NewClient(opts)
+		defer client.Close()
+		cfg.Redis = client
+		cfg.RedisMode = adapter.RedisMode(os.Getenv("HERALD_REDIS_MODE"))
+		if ttl := os.Getenv("HERALD_NODE_TTL"); ttl != "" {
+			if cfg.NodeTTL, err = time.ParseDuration(ttl); err != nil {
+				return fmt.Errorf("HERALD_NODE_TTL: %w", err)
+			}
+		}
+	}
 	a, err := newApp(cfg)
 	if err != nil {
 		return err
@@ -61,6 +93,9 @@ func run() error {
 	fmt.Printf("herald demo listening on http://%s\n", ln.Addr())
 	if cfg.DevMode {
 		fmt.Println("dev mode: HERALD_JWT_SECRET is unset, so tokens are signed with a random secret and GET /dev/token?user=ID hands them out")
+	}
+	if cfg.Redis != nil {
+		fmt.Printf("cluster mode: Redis at %s, %s\n", redisAddr, cmp.Or(string(cfg.RedisMode), "pubsub"))
 	}
 	if cfg.BundlePath == "" {
 		fmt.Println("socket.io-client bundle not found: run `npm ci --prefix examples` for the web page (the APIs work without it)")

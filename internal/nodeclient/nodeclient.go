@@ -5,6 +5,11 @@
 // line the script prints comes back as a Message (Next, WaitFor, WaitType).
 // testdata/client.js documents the protocol.
 //
+// StartScript runs the other JSON-lines programs of testdata/ the same way;
+// StartNodeServer (node-server.js: a Node socket.io server with
+// @socket.io/redis-adapter) and StartEmitter (redis-emitter.js:
+// @socket.io/redis-emitter) wrap the two interop scripts. See script.go.
+//
 // Concurrency: one goroutine per Client reads the script's output; it ends
 // when the process has exited, and Close (registered with t.Cleanup) waits
 // for it, so goleak sees no leftover goroutine. Messages are queued without
@@ -178,6 +183,7 @@ func (m Message) String() string {
 // Client is one socket.io-client connection in its own node process.
 type Client struct {
 	t       testing.TB
+	script  string // file name in testdata/, for logs
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
 	done    chan struct{} // closed once output is read and the process reaped
@@ -213,19 +219,26 @@ func Start(t testing.TB, opts Options) *Client {
 	if err != nil {
 		t.Fatalf("nodeclient: options: %v", err)
 	}
+	return start(t, node, dir, "client.js", string(optJSON))
+}
 
-	cmd := exec.Command(node, filepath.Join(dir, "client.js"), string(optJSON))
+// start spawns node dir/script args... and reads its output; see Start.
+func start(t testing.TB, node, dir, script string, args ...string) *Client {
+	t.Helper()
+	cmd := exec.Command(node, append([]string{filepath.Join(dir, script)}, args...)...)
 	cmd.Dir = dir
 	// Wait must not hang on a pipe that something else holds open.
 	cmd.WaitDelay = closeTimeout
 	c := &Client{
 		t:       t,
+		script:  script,
 		cmd:     cmd,
 		stderr:  &syncBuffer{},
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
 	}
 	cmd.Stderr = c.stderr
+	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatalf("nodeclient: %v", err)
 	}
@@ -326,6 +339,12 @@ func (c *Client) Send(cmd map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("nodeclient: encode command: %w", err)
 	}
+	return c.sendLine(b, fmt.Sprint(cmd["cmd"]))
+}
+
+// sendLine writes the JSON command b and a newline to the script's stdin;
+// name names the command in errors.
+func (c *Client) sendLine(b []byte, name string) error {
 	b = append(b, '\n')
 	if c.closed.Load() {
 		return ErrClosed
@@ -336,7 +355,7 @@ func (c *Client) Send(cmd map[string]any) error {
 		if c.closed.Load() {
 			return ErrClosed
 		}
-		return fmt.Errorf("nodeclient: send %s: %w%s", cmd["cmd"], err, c.stderrSuffix())
+		return fmt.Errorf("nodeclient: send %s: %w%s", name, err, c.stderrSuffix())
 	}
 	return nil
 }
@@ -481,7 +500,7 @@ func (c *Client) Close() {
 		select {
 		case <-c.done:
 		case <-timer.C:
-			c.t.Logf("nodeclient: node did not exit %v after stdin closed; killing it", closeTimeout)
+			c.t.Logf("nodeclient: node %s did not exit %v after stdin closed; killing it", c.script, closeTimeout)
 			_ = c.cmd.Process.Kill()
 			<-c.done
 		}
@@ -491,15 +510,15 @@ func (c *Client) Close() {
 func (c *Client) logState() {
 	c.t.Helper()
 	if s := c.Stderr(); s != "" {
-		c.t.Logf("nodeclient: node stderr:\n%s", s)
+		c.t.Logf("nodeclient: %s stderr:\n%s", c.script, s)
 	}
 	h := c.History()
 	const keep = 50
 	if len(h) > keep {
-		c.t.Logf("nodeclient: %d messages, the last %d:", len(h), keep)
+		c.t.Logf("nodeclient: %s printed %d messages, the last %d:", c.script, len(h), keep)
 		h = h[len(h)-keep:]
 	} else {
-		c.t.Logf("nodeclient: %d messages:", len(h))
+		c.t.Logf("nodeclient: %s printed %d messages:", c.script, len(h))
 	}
 	for _, m := range h {
 		c.t.Logf("  %s", m)
