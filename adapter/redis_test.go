@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	upredis "github.com/zishang520/socket.io/adapters/redis/v3"
+	upemitter "github.com/zishang520/socket.io/adapters/redis/v3/emitter"
 
 	"github.com/herald-rt/herald/internal/redistest"
 )
@@ -456,5 +458,28 @@ func TestRedisPresenceConfig(t *testing.T) {
 		if _, err := NewRedisPresence(cfg); err == nil {
 			t.Errorf("NewRedisPresence(%+v) accepted", cfg)
 		}
+	}
+}
+
+// TestUpstreamGoEmitter: a Go service using the upstream emitter
+// (zishang520/socket.io/adapters/redis) reaches herald nodes.
+func TestUpstreamGoEmitter(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	_, in := newBroker(t, c, RedisPubSub)
+	em := upemitter.NewEmitter(upredis.NewRedisClient(context.Background(), c), nil)
+	if err := em.To("user:1").Emit("job_progress", map[string]any{"jobId": "j1", "progress": 5}, "second"); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Emit("everyone", 1.5); err != nil {
+		t.Fatal(err)
+	}
+	got := in.waitN(t, 2)
+	if m := got[0]; m.Event != "job_progress" || !slices.Equal(m.Rooms, []string{"user:1"}) || len(m.Args) != 2 ||
+		string(m.Args[0]) != `{"jobId":"j1","progress":5}` && string(m.Args[0]) != `{"progress":5,"jobId":"j1"}` || string(m.Args[1]) != `"second"` {
+		t.Errorf("first message = %+v (%s)", m, m.Args)
+	}
+	if m := got[1]; m.Event != "everyone" || len(m.Rooms) != 0 || string(m.Args[0]) != "1.5" {
+		t.Errorf("second message = %+v (%s)", m, m.Args)
 	}
 }

@@ -1,0 +1,196 @@
+package socketio_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/nodeclient"
+	"github.com/herald-rt/herald/internal/redistest"
+	"github.com/herald-rt/herald/socketio"
+)
+
+// Interop with Node's Socket.IO Redis ecosystem, with the real npm packages
+// (testdata/package.json): @socket.io/redis-emitter publishing to a herald
+// node, and herald publishing to a Node socket.io server running
+// @socket.io/redis-adapter, on one real redis-server.
+
+// clusterServer starts a herald Server on the Redis at addr.
+func clusterServer(t *testing.T, client redis.UniversalClient, mode adapter.RedisMode) *testServer {
+	t.Helper()
+	broker, err := adapter.NewRedisBroker(adapter.RedisBrokerConfig{Client: client, Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	presence, err := adapter.NewRedisPresence(adapter.RedisPresenceConfig{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last-in first-out: the Server shuts down first.
+	t.Cleanup(func() {
+		_ = presence.Close(context.Background())
+		_ = broker.Close(context.Background())
+	})
+	ts := startServer(t, socketio.Config{Broker: broker, Presence: presence})
+	eventually(t, "redis subscription", func() bool { return broker.Metrics().SubscriptionUp })
+	return ts
+}
+
+func TestInteropNodeEmitterToHerald(t *testing.T) {
+	r := redistest.Start(t)
+	ts := clusterServer(t, r.Client(t), adapter.RedisPubSub)
+	alice := ts.connect(t, "alice", "websocket")
+	bob := ts.connect(t, "bob", "polling")
+	ctx := testCtx(t, 30*time.Second)
+	em := nodeclient.StartEmitter(ctx, t, nodeclient.EmitterOptions{RedisURL: r.URL()})
+
+	payload := map[string]any{"jobId": "j1", "progress": 40, "message": "<b>&", "nested": map[string]any{"z": 1, "a": []any{1.5, nil, true}}}
+	pubs, err := em.Emit(ctx, nodeclient.Emission{To: []string{"user:alice"}, Event: "job_progress", Args: []any{payload}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pubs) != 1 || pubs[0].Channel != "socket.io#/#user:alice#" || pubs[0].Receivers != 1 {
+		t.Fatalf("emitter published %+v", pubs)
+	}
+	m, err := alice.WaitEvent(ctx, "job_progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(payload) // encoding/json sorts map keys, as JSON.stringify kept them
+	var got, wantV any
+	_ = json.Unmarshal(m.Args[0], &got)
+	_ = json.Unmarshal(want, &wantV)
+	if !jsonEqual(got, wantV) {
+		t.Fatalf("alice got %s, want %s", m.Args[0], want)
+	}
+
+	// Several arguments, a broadcast, and an except.
+	if _, err := em.Emit(ctx, nodeclient.Emission{Event: "announce", Args: []any{"hello", 2, map[string]any{"k": "v"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*nodeclient.Client{alice, bob} {
+		m, err := c.WaitEvent(ctx, "announce")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Args) != 3 || string(m.Args[0]) != `"hello"` || string(m.Args[1]) != "2" || string(m.Args[2]) != `{"k":"v"}` {
+			t.Fatalf("announce args = %s", m.Args)
+		}
+	}
+	if _, err := em.Emit(ctx, nodeclient.Emission{Event: "notbob", Except: []string{"user:bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.WaitEvent(ctx, "notbob"); err != nil {
+		t.Fatal(err)
+	}
+	// A date crosses as JSON.stringify writes it.
+	if _, err := em.Emit(ctx, nodeclient.Emission{To: []string{"user:bob"}, Event: "when", Args: []any{map[string]any{"$date": 1700000000123}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := bob.WaitEvent(ctx, "when"); err != nil || string(m.Args[0]) != `"2023-11-14T22:13:20.123Z"` {
+		t.Fatalf("date arrived as %v (%v)", m.Args, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(eventsNamed(bob, "notbob")); n != 0 {
+		t.Errorf("bob got %d events he was excepted from", n)
+	}
+	if n := len(eventsNamed(bob, "job_progress")); n != 0 {
+		t.Errorf("bob got alice's event")
+	}
+}
+
+func TestInteropHeraldToNodeServer(t *testing.T) {
+	r := redistest.Start(t)
+	for _, mode := range []struct {
+		node   string
+		herald adapter.RedisMode
+	}{{"classic", adapter.RedisPubSub}, {"sharded", adapter.RedisSharded}} {
+		t.Run(mode.node, func(t *testing.T) {
+			ctx := testCtx(t, 30*time.Second)
+			client := r.Client(t)
+			ns := nodeclient.StartNodeServer(ctx, t, nodeclient.NodeServerOptions{RedisURL: r.URL(), Mode: mode.node})
+			nodeAlice := nodeclient.Start(t, nodeclient.Options{URL: ns.URL, Auth: map[string]any{"user": "alice"}})
+			if _, err := nodeAlice.WaitType(ctx, "connect"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ns.WaitConnection(ctx, "alice", "/"); err != nil {
+				t.Fatal(err)
+			}
+			// A herald node on the same Redis, with alice connected too.
+			ts := clusterServer(t, client, mode.herald)
+			heraldAlice := ts.connect(t, "alice", "websocket")
+
+			// 1. herald's Emitter (a worker) reaches alice on both servers.
+			broker, err := adapter.NewRedisBroker(adapter.RedisBrokerConfig{Client: client, Mode: mode.herald})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer broker.Close(context.Background())
+			at := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+			emitter, err := socketio.NewEmitter(socketio.EmitterConfig{Broker: broker, Now: func() time.Time { return at }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := events.JobProgressPayload{JobID: "job<1>", Progress: 50, Message: "half & half"}
+			if err := emitter.EmitToUser(ctx, "alice", events.JobProgress, p); err != nil {
+				t.Fatal(err)
+			}
+			want := `{"jobId":"job\u003c1\u003e","progress":50,"message":"half \u0026 half","timestamp":"2026-11-22T01:02:03Z"}`
+			m, err := nodeAlice.WaitEvent(ctx, "job_progress")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gotV, wantV any
+			_ = json.Unmarshal(m.Args[0], &gotV)
+			_ = json.Unmarshal([]byte(want), &wantV)
+			if !jsonEqual(gotV, wantV) || !strings.HasPrefix(string(m.Args[0]), `{"jobId":`) {
+				t.Fatalf("Node's client got %s, want %s (fields in order)", m.Args[0], want)
+			}
+			h, err := heraldAlice.WaitEvent(ctx, "job_progress")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(h.Args[0]) != string(m.Args[0]) {
+				t.Errorf("herald's client and Node's client got different JSON:\n%s\n%s", h.Args[0], m.Args[0])
+			}
+
+			// 2. An emit on the Node server reaches alice on herald.
+			if err := ns.Emit(ctx, nodeclient.EmitRequest{User: "alice", Event: "from_node", Args: []any{json.RawMessage(`{"b":1,"a":"x"}`)}}); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := heraldAlice.WaitEvent(ctx, "from_node"); err != nil || string(m.Args[0]) != `{"b":1,"a":"x"}` {
+				t.Fatalf("herald's client got %v (%v)", m.Args, err)
+			}
+			// 3. herald's Server.EmitToUser reaches alice on the Node server.
+			if err := ts.EmitToUser(ctx, "alice", events.JobCompleted, events.JobCompletedPayload{JobID: "j2"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := nodeAlice.WaitEvent(ctx, "job_completed"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func eventsNamed(c *nodeclient.Client, name string) []nodeclient.Message {
+	var out []nodeclient.Message
+	for _, m := range c.Events() {
+		if m.Event == name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// jsonEqual compares decoded JSON values.
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
