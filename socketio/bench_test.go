@@ -10,7 +10,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/redistest"
 	"github.com/herald-rt/herald/socketio"
 )
 
@@ -97,5 +99,44 @@ func BenchmarkEmitToUserOffline(b *testing.B) {
 		if err := ts.EmitToUser(ctx, "nobody", events.JobProgress, p); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkEmitToUserCrossNode measures EmitToUser on node A to a user whose
+// one WebSocket is on node B, through a real redis-server, until the client
+// has read every event (emits pipelined, not one at a time).
+func BenchmarkEmitToUserCrossNode(b *testing.B) {
+	r := redistest.Start(b)
+	for _, mode := range []adapter.RedisMode{adapter.RedisPubSub, adapter.RedisSharded} {
+		b.Run(string(mode), func(b *testing.B) {
+			client := r.Client(b)
+			nodeA := clusterServer(b, client, mode)
+			nodeB := clusterServer(b, client, mode)
+			c := dialRaw(b, nodeB, "bench")
+			ctx := context.Background()
+			p := events.JobProgressPayload{JobID: "job_0123456789abcdef", Progress: 40, Message: "step 2 of 5"}
+			for c.received.Load() < 1 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			// The sharded room subscription may lag the connection: warm up.
+			for c.received.Load() < 2 {
+				if err := nodeA.EmitToUser(ctx, "bench", events.JobProgress, p); err != nil {
+					b.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			start := c.received.Load()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := nodeA.EmitToUser(ctx, "bench", events.JobProgress, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for c.received.Load()-start < int64(b.N) {
+				time.Sleep(100 * time.Microsecond)
+			}
+		})
 	}
 }

@@ -99,7 +99,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 
 // eventually polls cond until it holds or 10 s pass. It is for waiting on
 // another process, not for measuring time.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

@@ -22,7 +22,7 @@ import (
 // @socket.io/redis-adapter, on one real redis-server.
 
 // clusterServer starts a herald Server on the Redis at addr.
-func clusterServer(t *testing.T, client redis.UniversalClient, mode adapter.RedisMode) *testServer {
+func clusterServer(t testing.TB, client redis.UniversalClient, mode adapter.RedisMode) *testServer {
 	t.Helper()
 	broker, err := adapter.NewRedisBroker(adapter.RedisBrokerConfig{Client: client, Mode: mode})
 	if err != nil {

@@ -354,12 +354,12 @@ func TestStats(t *testing.T) {
 			Data    map[string]json.RawMessage `json:"data"`
 		}
 		decodeJSON(t, rec, &got)
-		if !got.Success || len(got.Data) != 3 {
-			t.Fatalf("body = %s, want success and data with connected, users, timestamp", rec.Body)
+		if !got.Success || len(got.Data) != 7 {
+			t.Fatalf("body = %s, want success and data with connected, users, nodes, staleNodes, scope, partial, timestamp", rec.Body)
 		}
-		for _, key := range []string{"connected", "users"} {
-			if string(got.Data[key]) != "0" {
-				t.Errorf("data.%s = %s, want 0", key, got.Data[key])
+		for key, want := range map[string]string{"connected": "0", "users": "0", "nodes": "1", "staleNodes": "0", "scope": `"cluster"`, "partial": "false"} {
+			if string(got.Data[key]) != want {
+				t.Errorf("data.%s = %s, want %s", key, got.Data[key], want)
 			}
 		}
 		var ts string
