@@ -212,19 +212,26 @@ func TestRestartWaitsForBusyPort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("take the port of the killed server: %v", err)
 	}
-	released := make(chan struct{})
+	// Release it once a restarted redis-server has failed to bind it.
+	released := make(chan bool, 1)
 	go func() {
-		defer close(released)
-		time.Sleep(300 * time.Millisecond)
-		l.Close()
+		defer l.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(s.Log(), "Address already in use") {
+			if time.Now().After(deadline) {
+				released <- false
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		released <- true
 	}()
 	s.Restart(t)
-	<-released
+	if !<-released {
+		t.Errorf("Restart did not meet the busy port; log:\n%s", s.Log())
+	}
 	if got, err := ping(s.Addr(), 5*time.Second); err != nil || got != "+PONG" {
 		t.Fatalf("PING after Restart = %q, %v", got, err)
-	}
-	if !strings.Contains(s.Log(), "Address already in use") {
-		t.Errorf("Restart did not meet the busy port; log:\n%s", s.Log())
 	}
 }
 

@@ -1,12 +1,14 @@
 // Package testenv finds the external programs that herald's integration tests
-// need (Node.js with the npm packages in testdata/, Chromium, redis-server) and
-// decides what a test does when one is missing.
+// need (Node.js with the npm packages in testdata/, Chromium, redis-server,
+// nginx) and decides what a test does when one is missing. StartNginx also
+// runs a private nginx as a reverse proxy in front of the servers of a test.
 //
 // A missing program skips the test with a message that says how to install it,
 // unless the environment variable HERALD_INTEGRATION is "1" (CI sets it): then
 // the test fails, so that CI can never pass by skipping everything.
 //
-// All helpers are safe for concurrent use and keep no state.
+// All helpers are safe for concurrent use. Only StartNginx keeps state: the
+// *Nginx it returns, stopped by t.Cleanup.
 package testenv
 
 import (
