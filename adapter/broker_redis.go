@@ -79,7 +79,7 @@ type RedisBrokerMetrics struct {
 	PublishErrors  uint64 // publishes that failed (ErrRemoteUndelivered)
 	Received       uint64 // messages from other nodes delivered here
 	Dropped        uint64 // messages from Redis that were malformed or not deliverable
-	Reconnects     uint64 // times the subscription was re-established
+	Reconnects     uint64 // times a subscription was re-established after it was lost
 	SubscriptionUp bool   // whether the subscription is currently established
 }
 
@@ -106,14 +106,16 @@ type RedisBroker struct {
 	mu      sync.Mutex
 	deliver func(Message)
 	closed  bool
+	ctx     context.Context // ends at Close; the subscriptions' goroutines end with it
 	cancel  context.CancelFunc
-	done    chan struct{}
-	rooms   map[string]int // sharded: room -> observers, for dynamic subscriptions
-	pubsub  *redis.PubSub  // the live subscription
+	wg      sync.WaitGroup
+	rooms   map[string]int           // sharded: room -> observers, for dynamic subscriptions
+	subs    map[string]*subscription // by shard ("" outside Redis Cluster)
 
 	published, publishErrors, received, dropped, reconnects atomic.Uint64
-	up                                                      atomic.Bool
 	failUntil                                               atomic.Int64 // unix ns: fail fast until then
+	deliverFn                                               atomic.Pointer[func(Message)]
+	isClosed                                                atomic.Bool // Publish reads these without b.mu
 }
 
 var _ Broker = (*RedisBroker)(nil)
@@ -163,6 +165,7 @@ func NewRedisBroker(cfg RedisBrokerConfig) (*RedisBroker, error) {
 		log:     log,
 		limited: newRateLog(log, cfg.LogInterval),
 		rooms:   map[string]int{},
+		subs:    map[string]*subscription{},
 	}, nil
 }
 
@@ -177,8 +180,23 @@ func (b *RedisBroker) Metrics() RedisBrokerMetrics {
 		Received:       b.received.Load(),
 		Dropped:        b.dropped.Load(),
 		Reconnects:     b.reconnects.Load(),
-		SubscriptionUp: b.up.Load(),
+		SubscriptionUp: b.subscriptionsUp(),
 	}
+}
+
+// subscriptionsUp reports whether every subscription is established.
+func (b *RedisBroker) subscriptionsUp() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.subs) == 0 {
+		return false
+	}
+	for _, sub := range b.subs {
+		if !sub.up.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // Subscribe implements Broker. It starts the goroutine that receives other
@@ -197,10 +215,13 @@ func (b *RedisBroker) Subscribe(deliver func(Message)) error {
 		return errors.New("adapter: broker already has a subscriber")
 	}
 	b.deliver = deliver
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
-	b.done = make(chan struct{})
-	go b.receive(ctx)
+	b.deliverFn.Store(&deliver)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if b.cfg.Mode == RedisSharded {
+		b.subscribeLocked(b.base)
+	} else {
+		b.startLocked("", nil)
+	}
 	return nil
 }
 
@@ -221,14 +242,11 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	deliver, closed := b.deliver, b.closed
-	b.mu.Unlock()
-	if closed {
+	if b.isClosed.Load() {
 		return ErrClosed
 	}
-	if deliver != nil {
-		deliver(m)
+	if deliver := b.deliverFn.Load(); deliver != nil {
+		(*deliver)(m)
 	}
 	if until := b.failUntil.Load(); until != 0 && time.Now().UnixNano() < until {
 		// Redis just failed: do not make every emit wait for it.
@@ -264,52 +282,105 @@ func (b *RedisBroker) ObserveRoom(room string, joined bool) {
 	if b.cfg.Mode != RedisSharded {
 		return
 	}
+	channel := shardedChannelFor(b.base, []string{room})
+	if channel == b.base {
+		return // rooms with a socket id's length travel on the main channel
+	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	n := b.rooms[room]
-	if joined {
+	switch {
+	case joined:
 		b.rooms[room] = n + 1
-	} else if n <= 1 {
+	case n <= 1:
 		delete(b.rooms, room)
-	} else {
+	default:
 		b.rooms[room] = n - 1
 	}
-	ps := b.pubsub
-	change := (joined && n == 0) || (!joined && n == 1)
-	b.mu.Unlock()
-	if !change || ps == nil {
+	if b.ctx == nil || b.closed {
 		return
 	}
-	// A failure here is repaired when the subscription is re-established,
-	// which subscribes to every room again.
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
-	defer cancel()
-	var err error
-	if joined {
-		err = ps.SSubscribe(ctx, channelFor(b.base, []string{room}))
-	} else {
-		err = ps.SUnsubscribe(ctx, channelFor(b.base, []string{room}))
-	}
-	if err != nil {
-		b.limited.Log(slog.LevelWarn, "ssubscribe", "redis room subscription failed", "room", room, "err", err)
+	switch {
+	case joined && n == 0:
+		b.subscribeLocked(channel)
+	case !joined && n == 1:
+		b.unsubscribeLocked(channel)
 	}
 }
 
-// Close implements Broker: it stops the subscription goroutine and waits
-// for it, or for ctx to end.
+// shardOf returns the shard whose node serves channel's slot on Redis
+// Cluster (sharded pub/sub is per shard), "" on other deployments.
+func (b *RedisBroker) shardOf(channel string) string {
+	cc, ok := b.cfg.Client.(*redis.ClusterClient)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.PublishTimeout)
+	defer cancel()
+	node, err := cc.MasterForKey(ctx, channel)
+	if err != nil {
+		b.limited.Log(slog.LevelWarn, "shard", "redis cluster: no master for a channel; subscribing through a random node", "err", err)
+		return ""
+	}
+	return node.Options().Addr
+}
+
+// subscribeLocked adds channel to its shard's subscription, starting that
+// subscription if it is the shard's first channel.
+func (b *RedisBroker) subscribeLocked(channel string) {
+	shard := b.shardOf(channel)
+	sub := b.subs[shard]
+	if sub == nil {
+		b.startLocked(shard, []string{channel})
+		return
+	}
+	sub.add(b.ctx, channel)
+}
+
+func (b *RedisBroker) unsubscribeLocked(channel string) {
+	if sub := b.subs[b.shardOf(channel)]; sub != nil {
+		sub.remove(b.ctx, channel)
+	}
+}
+
+// startLocked starts a subscription and its goroutine.
+func (b *RedisBroker) startLocked(shard string, channels []string) {
+	sub := &subscription{b: b, shard: shard, channels: map[string]struct{}{}}
+	for _, c := range channels {
+		sub.channels[c] = struct{}{}
+	}
+	b.subs[shard] = sub
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		sub.run(b.ctx)
+	}()
+}
+
+// Close implements Broker: it stops the subscriptions' goroutines and waits
+// for them, or for ctx to end.
 func (b *RedisBroker) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	cancel, done := b.cancel, b.done
+	b.isClosed.Store(true)
+	cancel := b.cancel
+	subs := make([]*subscription, 0, len(b.subs))
+	for _, sub := range b.subs {
+		subs = append(subs, sub)
+	}
 	b.mu.Unlock()
 	if cancel == nil {
 		return nil
 	}
 	cancel()
-	b.mu.Lock()
-	if b.pubsub != nil {
-		_ = b.pubsub.Close() // interrupts a blocked read
+	for _, sub := range subs {
+		sub.interrupt()
 	}
-	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
@@ -318,18 +389,68 @@ func (b *RedisBroker) Close(ctx context.Context) error {
 	}
 }
 
-// receive runs the subscription until ctx ends, re-establishing it after
+// subscription is one Redis subscription and the goroutine that reads it:
+// the namespace's pattern in pub/sub mode; in sharded mode the channels of
+// one shard (one for all of them outside Redis Cluster).
+type subscription struct {
+	b      *RedisBroker
+	shard  string
+	up     atomic.Bool
+	everUp bool // only the goroutine of run touches it
+
+	mu       sync.Mutex
+	channels map[string]struct{} // sharded: what to (re)subscribe to
+	ps       *redis.PubSub
+}
+
+func (s *subscription) add(ctx context.Context, channel string) {
+	s.mu.Lock()
+	s.channels[channel] = struct{}{}
+	ps := s.ps
+	s.mu.Unlock()
+	if ps == nil {
+		return // the next open subscribes to it
+	}
+	// A failure is repaired when the subscription is re-established, which
+	// subscribes to every channel again.
+	ctx, cancel := context.WithTimeout(ctx, s.b.cfg.PublishTimeout)
+	defer cancel()
+	if err := ps.SSubscribe(ctx, channel); err != nil {
+		s.b.limited.Log(slog.LevelWarn, "ssubscribe", "redis room subscription failed", "err", err)
+	}
+}
+
+func (s *subscription) remove(ctx context.Context, channel string) {
+	s.mu.Lock()
+	delete(s.channels, channel)
+	ps := s.ps
+	s.mu.Unlock()
+	if ps == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.b.cfg.PublishTimeout)
+	defer cancel()
+	if err := ps.SUnsubscribe(ctx, channel); err != nil {
+		s.b.limited.Log(slog.LevelWarn, "ssubscribe", "redis room unsubscription failed", "err", err)
+	}
+}
+
+// interrupt closes the live PubSub, which unblocks a pending read.
+func (s *subscription) interrupt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ps != nil {
+		_ = s.ps.Close()
+	}
+}
+
+// run keeps the subscription up until ctx ends, re-establishing it after
 // errors with a capped backoff.
-func (b *RedisBroker) receive(ctx context.Context) {
-	defer close(b.done)
-	defer b.up.Store(false)
+func (s *subscription) run(ctx context.Context) {
+	defer s.up.Store(false)
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		healthy := b.subscribeOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if healthy {
+		if s.once(ctx) {
 			backoff = 50 * time.Millisecond
 		}
 		select {
@@ -341,20 +462,21 @@ func (b *RedisBroker) receive(ctx context.Context) {
 	}
 }
 
-// subscribeOnce subscribes and delivers until the subscription fails. It
-// reports whether the subscription was established.
-func (b *RedisBroker) subscribeOnce(ctx context.Context) (established bool) {
-	ps := b.open(ctx)
+// once subscribes and delivers until the subscription fails. It reports
+// whether the subscription was established.
+func (s *subscription) once(ctx context.Context) (established bool) {
+	b := s.b
+	ps := s.open(ctx)
 	defer func() {
-		b.mu.Lock()
-		if b.pubsub == ps {
-			b.pubsub = nil
+		s.mu.Lock()
+		if s.ps == ps {
+			s.ps = nil
 		}
-		b.mu.Unlock()
+		s.mu.Unlock()
 		_ = ps.Close()
-		if b.up.Swap(false) {
+		if s.up.Swap(false) && ctx.Err() == nil {
 			b.limited.Reset("subscribe")
-			b.log.Warn("redis subscription lost; reconnecting")
+			b.log.Warn("redis subscription lost; reconnecting", "shard", s.shard)
 		}
 	}()
 	pinged := false
@@ -366,7 +488,7 @@ func (b *RedisBroker) subscribeOnce(ctx context.Context) (established bool) {
 		if err != nil {
 			var netErr interface{ Timeout() bool }
 			if errors.As(err, &netErr) && netErr.Timeout() && !pinged {
-				// Quiet line: make sure it is alive.
+				// A quiet line: make sure it is alive.
 				pinged = true
 				if err := ps.Ping(ctx); err == nil {
 					continue
@@ -380,10 +502,13 @@ func (b *RedisBroker) subscribeOnce(ctx context.Context) (established bool) {
 		case *redis.Subscription:
 			if !established {
 				established = true
-				if b.reconnects.Add(1) > 1 {
-					b.log.Info("redis subscription re-established")
+				if s.everUp {
+					b.reconnects.Add(1)
+					b.log.Info("redis subscription re-established", "shard", s.shard)
 				}
-				b.up.Store(true)
+				s.everUp = true
+				s.up.Store(true)
+				b.failUntil.Store(0) // Redis answers again: publishes may try it
 				b.limited.Reset("subscribe")
 			}
 		case *redis.Message:
@@ -393,22 +518,23 @@ func (b *RedisBroker) subscribeOnce(ctx context.Context) (established bool) {
 	}
 }
 
-// open starts the subscription: the namespace's pattern in pub/sub mode;
-// the main channel and one per observed room in sharded mode.
-func (b *RedisBroker) open(ctx context.Context) *redis.PubSub {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cfg.Mode != RedisSharded {
-		b.pubsub = b.cfg.Client.PSubscribe(ctx, b.base+"*")
-		return b.pubsub
+// open starts the PubSub: the namespace's pattern in pub/sub mode, the
+// shard's channels in sharded mode.
+func (s *subscription) open(ctx context.Context) *redis.PubSub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.cfg.Mode != RedisSharded {
+		s.ps = s.b.cfg.Client.PSubscribe(ctx, s.b.base+"*")
+		return s.ps
 	}
-	channels := make([]string, 0, 1+len(b.rooms))
-	channels = append(channels, b.base)
-	for room := range b.rooms {
-		channels = append(channels, channelFor(b.base, []string{room}))
+	channels := make([]string, 0, len(s.channels))
+	for c := range s.channels {
+		channels = append(channels, c)
 	}
-	b.pubsub = b.cfg.Client.SSubscribe(ctx, channels...)
-	return b.pubsub
+	// On Redis Cluster the connection goes to the node of channels[0]'s
+	// slot, which serves every channel of this shard.
+	s.ps = s.b.cfg.Client.SSubscribe(ctx, channels...)
+	return s.ps
 }
 
 func (b *RedisBroker) onMessage(msg *redis.Message) {
@@ -441,8 +567,7 @@ func (b *RedisBroker) onMessage(msg *redis.Message) {
 		m.Rooms = []string{room}
 	}
 	b.received.Add(1)
-	b.mu.Lock()
-	deliver := b.deliver
-	b.mu.Unlock()
-	deliver(m)
+	if deliver := b.deliverFn.Load(); deliver != nil {
+		(*deliver)(m)
+	}
 }

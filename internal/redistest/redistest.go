@@ -72,6 +72,13 @@ type Option func(*config)
 type config struct {
 	args         []string
 	startTimeout time.Duration
+
+	// Set by StartCluster for its nodes (see clusterNode).
+	// dirArgs, when set, returns arguments for the server's working
+	// directory; they go before args, so that WithArgs wins over them.
+	dirArgs func(dir string) []string
+	// pickPort picks the port of each start attempt; nil means freePort.
+	pickPort func() (int, error)
 }
 
 // WithArgs appends command-line arguments to redis-server, after the ones
@@ -126,10 +133,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	t.Cleanup(s.Kill)
 
+	pick := freePort
+	if s.cfg.pickPort != nil {
+		pick = s.cfg.pickPort
+	}
 	deadline := time.Now().Add(s.cfg.startTimeout)
 	var err error
 	for attempt := 0; attempt < startAttempts; attempt++ {
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = pick(); err != nil {
 			break
 		}
 		var p *process
@@ -297,7 +308,7 @@ func (s *Server) run(deadline time.Time) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
-	args := append([]string{
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -305,7 +316,11 @@ func (s *Server) run(deadline time.Time) (*process, error) {
 		"--daemonize", "no",
 		"--dir", s.dir,
 		"--logfile", logPath,
-	}, s.cfg.args...)
+	}
+	if s.cfg.dirArgs != nil {
+		args = append(args, s.cfg.dirArgs(s.dir)...)
+	}
+	args = append(args, s.cfg.args...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.Stdout = out
