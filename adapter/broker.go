@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 )
 
 // ErrClosed is returned by a backend used after Close.
@@ -22,6 +23,11 @@ type Message struct {
 	// clients byte for byte. herald's own emits carry exactly one (the
 	// payload); emits from other Socket.IO emitters may carry any number.
 	Args []json.RawMessage `json:"args"`
+	// Offset is the message's position in the cluster's log, set by a
+	// Broker that keeps one (RedisBroker in streams mode) on the messages it
+	// delivers; clients send back the last one they saw to recover what
+	// they missed while disconnected. Empty otherwise.
+	Offset string `json:"offset,omitempty"`
 }
 
 // Broker carries messages to every node of the cluster, the publishing node
@@ -36,4 +42,32 @@ type Broker interface {
 	// Close stops the broker. Publish after Close fails with ErrClosed.
 	// Close is idempotent.
 	Close(ctx context.Context) error
+}
+
+// Session is what a disconnected socket leaves behind for connection-state
+// recovery: its id, its private session id, and its rooms.
+type Session struct {
+	SocketID string
+	PID      string
+	Rooms    []string
+}
+
+// ErrNoSession is returned by Recoverer.RestoreSession when the session is
+// unknown, expired, or its offset is no longer in the log: the client then
+// starts a new session.
+var ErrNoSession = errors.New("adapter: no session to restore")
+
+// Recoverer is implemented by a Broker that keeps a log of its messages, so
+// that a client that reconnects within the session's lifetime, to any node,
+// gets the messages it missed (Socket.IO's connection-state recovery).
+type Recoverer interface {
+	// SaveSession keeps s for ttl.
+	SaveSession(ctx context.Context, s Session, ttl time.Duration) error
+	// RestoreSession takes the session pid (it cannot be restored twice)
+	// and returns the messages published after offset that its rooms would
+	// have received, in order, each with its Offset. Delivery of later
+	// messages on this node is held until release is called (at the
+	// latest after a few seconds), so that the socket can join its rooms
+	// without missing or repeating one. release is idempotent.
+	RestoreSession(ctx context.Context, pid, offset string) (s Session, missed []Message, release func(), err error)
 }

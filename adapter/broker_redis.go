@@ -29,6 +29,13 @@ const (
 	// node subscribes to the channel of every room it has sockets in, so a
 	// message to one user reaches only the nodes that hold that user.
 	RedisSharded RedisMode = "sharded"
+	// RedisStreams keeps every message in a Redis stream (XADD, XREAD),
+	// wire-compatible with @socket.io/redis-streams-adapter. Nodes deliver
+	// in stream order, a node that loses Redis for a while reads on from
+	// where it stopped, and the stream is the log from which a client that
+	// reconnects to any node recovers what it missed (Config.Recovery in
+	// package socketio).
+	RedisStreams RedisMode = "streams"
 )
 
 // Defaults of RedisBrokerConfig.
@@ -62,6 +69,14 @@ type RedisBrokerConfig struct {
 	// Prefix starts every channel name; "" means DefaultRedisPrefix, the
 	// default of the Node.js adapter and emitter, so that they interoperate.
 	Prefix string
+	// Stream names the stream of the streams mode; "" means DefaultStream.
+	Stream string
+	// StreamMaxLen caps the stream, approximately (MAXLEN ~); 0 means
+	// DefaultStreamMaxLen. A client can only recover messages still in it.
+	StreamMaxLen int64
+	// SessionPrefix starts the keys of recoverable sessions; "" means
+	// DefaultSessionPrefix.
+	SessionPrefix string
 	// PublishTimeout bounds one publish when the caller's context has no
 	// earlier deadline; 0 means DefaultPublishTimeout.
 	PublishTimeout time.Duration
@@ -111,6 +126,7 @@ type RedisBroker struct {
 	wg      sync.WaitGroup
 	rooms   map[string]int           // sharded: room -> observers, for dynamic subscriptions
 	subs    map[string]*subscription // by shard ("" outside Redis Cluster)
+	stream  *streamLog               // streams mode, once subscribed
 
 	published, publishErrors, received, dropped, reconnects atomic.Uint64
 	failUntil                                               atomic.Int64 // unix ns: fail fast until then
@@ -118,7 +134,10 @@ type RedisBroker struct {
 	isClosed                                                atomic.Bool // Publish reads these without b.mu
 }
 
-var _ Broker = (*RedisBroker)(nil)
+var (
+	_ Broker    = (*RedisBroker)(nil)
+	_ Recoverer = (*RedisBroker)(nil)
+)
 
 // NewRedisBroker validates cfg and returns a broker. It does no I/O:
 // Subscribe starts the subscription.
@@ -130,9 +149,21 @@ func NewRedisBroker(cfg RedisBrokerConfig) (*RedisBroker, error) {
 	switch cfg.Mode {
 	case "":
 		cfg.Mode = RedisPubSub
-	case RedisPubSub, RedisSharded:
+	case RedisPubSub, RedisSharded, RedisStreams:
 	default:
-		errs = append(errs, fmt.Errorf("Mode %q: want %q or %q", cfg.Mode, RedisPubSub, RedisSharded))
+		errs = append(errs, fmt.Errorf("Mode %q: want %q, %q or %q", cfg.Mode, RedisPubSub, RedisSharded, RedisStreams))
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.StreamMaxLen == 0 {
+		cfg.StreamMaxLen = DefaultStreamMaxLen
+	}
+	if cfg.StreamMaxLen < 0 {
+		errs = append(errs, errors.New("StreamMaxLen must not be negative"))
+	}
+	if cfg.SessionPrefix == "" {
+		cfg.SessionPrefix = DefaultSessionPrefix
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultRedisPrefix
@@ -188,6 +219,9 @@ func (b *RedisBroker) Metrics() RedisBrokerMetrics {
 func (b *RedisBroker) subscriptionsUp() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.stream != nil {
+		return b.stream.up.Load()
+	}
 	if len(b.subs) == 0 {
 		return false
 	}
@@ -217,9 +251,17 @@ func (b *RedisBroker) Subscribe(deliver func(Message)) error {
 	b.deliver = deliver
 	b.deliverFn.Store(&deliver)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	if b.cfg.Mode == RedisSharded {
+	switch b.cfg.Mode {
+	case RedisSharded:
 		b.subscribeLocked(b.base)
-	} else {
+	case RedisStreams:
+		b.stream = newStreamLog(b)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.stream.run(b.ctx)
+		}()
+	default:
 		b.startLocked("", nil)
 	}
 	return nil
@@ -231,6 +273,9 @@ func (b *RedisBroker) Subscribe(deliver func(Message)) error {
 func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if b.cfg.Mode == RedisStreams {
+		return b.publishStream(ctx, m)
 	}
 	var payload []byte
 	var err error

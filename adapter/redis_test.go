@@ -96,7 +96,7 @@ func msg(rooms []string, event string, arg string) Message {
 
 func TestRedisBrokerCrossNode(t *testing.T) {
 	srv := redistest.Start(t)
-	for _, mode := range []RedisMode{RedisPubSub, RedisSharded} {
+	for _, mode := range []RedisMode{RedisPubSub, RedisSharded, RedisStreams} {
 		t.Run(string(mode), func(t *testing.T) {
 			c := srv.Client(t)
 			a, inA := newBroker(t, c, mode)
@@ -131,6 +131,9 @@ func TestRedisBrokerCrossNode(t *testing.T) {
 				if m.Event != want.Event || !slices.Equal(m.Rooms, want.Rooms) || !slices.Equal(m.Except, want.Except) ||
 					len(m.Args) != 1 || string(m.Args[0]) != string(want.Args[0]) {
 					t.Errorf("message %d = %+v, want %+v", i, m, want)
+				}
+				if (m.Offset != "") != (mode == RedisStreams) {
+					t.Errorf("message %d has offset %q in mode %s", i, m.Offset, mode)
 				}
 			}
 			// The publisher delivered locally once, and ignored its own echo.
@@ -482,4 +485,119 @@ func TestUpstreamGoEmitter(t *testing.T) {
 	if m := got[1]; m.Event != "everyone" || len(m.Rooms) != 0 || string(m.Args[0]) != "1.5" {
 		t.Errorf("second message = %+v (%s)", m, m.Args)
 	}
+}
+
+// TestRedisStreamsRecovery: a session saved on one node is restored on
+// another with exactly the messages its rooms missed, and delivery on the
+// restoring node waits until the socket has joined its rooms.
+func TestRedisStreamsRecovery(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	a, inA := newBroker(t, c, RedisStreams)
+	b, inB := newBroker(t, c, RedisStreams)
+	publish := func(m Message) {
+		t.Helper()
+		if err := a.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(msg([]string{"user:1"}, "seen", `1`))
+	seen := inA.waitN(t, 1)[0]
+	if !offsetPattern.MatchString(seen.Offset) {
+		t.Fatalf("offset %q", seen.Offset)
+	}
+	sess := Session{SocketID: "sid1", PID: "pid1", Rooms: []string{"sid1", "user:1", "team"}}
+	if err := a.SaveSession(ctx, sess, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	publish(msg([]string{"user:1"}, "m2", `2`))
+	publish(msg([]string{"user:2"}, "other", `3`))
+	publish(msg(nil, "m4", `4`))
+	publish(Message{Event: "excluded", Except: []string{"user:1"}, Args: []json.RawMessage{[]byte(`5`)}})
+	publish(msg([]string{"team", "x"}, "m6", `6`))
+	inB.waitN(t, 6) // B has delivered them all (to nobody: the socket is gone)
+
+	got, missed, release, err := b.RestoreSession(ctx, "pid1", seen.Offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SocketID != "sid1" || !slices.Equal(got.Rooms, sess.Rooms) {
+		t.Errorf("session = %+v", got)
+	}
+	var names []string
+	for _, m := range missed {
+		names = append(names, m.Event)
+		if m.Offset == "" {
+			t.Errorf("missed %s has no offset", m.Event)
+		}
+	}
+	if !slices.Equal(names, []string{"m2", "m4", "m6"}) {
+		t.Errorf("missed = %v, want m2 m4 m6", names)
+	}
+	// Held: a message published now waits until release.
+	publish(msg([]string{"user:1"}, "after", `7`))
+	time.Sleep(300 * time.Millisecond)
+	if n := len(inB.messages()); n != 6 {
+		t.Errorf("B delivered %d messages while held, want 6", n)
+	}
+	release()
+	release() // idempotent
+	if m := inB.waitN(t, 7)[6]; m.Event != "after" {
+		t.Errorf("after release B delivered %+v", m)
+	}
+
+	// A session is restored once; bad input is refused.
+	for _, tc := range []struct{ pid, offset string }{
+		{"pid1", seen.Offset}, {"nope", seen.Offset}, {"pid1", "garbage"}, {"", "1-1"},
+	} {
+		if _, _, rel, err := b.RestoreSession(ctx, tc.pid, tc.offset); !errors.Is(err, ErrNoSession) {
+			t.Errorf("RestoreSession(%q, %q) = %v, want ErrNoSession", tc.pid, tc.offset, err)
+		} else {
+			rel()
+		}
+	}
+	// An offset that is no longer in the stream cannot be restored.
+	if err := a.SaveSession(ctx, Session{SocketID: "s2", PID: "pid2"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := b.RestoreSession(ctx, "pid2", "1-0"); !errors.Is(err, ErrNoSession) {
+		t.Errorf("restore from a trimmed offset = %v", err)
+	}
+	if err := a.SaveSession(ctx, Session{}, time.Minute); err == nil {
+		t.Error("SaveSession of an empty session accepted")
+	}
+}
+
+// TestRedisStreamsOutage: a node that loses Redis reads on from where it
+// stopped, so nothing published by others in between is lost (as long as
+// Redis itself kept it).
+func TestRedisStreamsReaderResumes(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	a, _ := newBroker(t, c, RedisStreams)
+	// B reads through its own client, which we cut off.
+	cb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = cb.Close() })
+	b, inB := newBroker(t, cb, RedisStreams)
+	if err := a.Publish(ctx, msg(nil, "one", `1`)); err != nil {
+		t.Fatal(err)
+	}
+	inB.waitN(t, 1)
+	if err := c.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := a.Publish(ctx, msg(nil, "during", fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := inB.waitN(t, 6)
+	for i, m := range got[1:] {
+		if string(m.Args[0]) != fmt.Sprint(i) {
+			t.Fatalf("after the cut B got %+v", got)
+		}
+	}
+	_ = b
 }

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 )
@@ -474,4 +475,152 @@ func decodeShardedMsgpack(b []byte) (uid string, m Message, ok bool, err error) 
 	m = pk.msg
 	m.Rooms, m.Except = opts.rooms, opts.except
 	return uid, m, true, nil
+}
+
+// Streams: XADD on one stream (default "socket.io") an entry with the fields
+// uid, nsp, type ("3" for a broadcast) and data, the broadcast
+// {packet: {type: 2, data: [event, ...args]}, opts: {rooms, except, flags}}
+// as JSON (base64 MessagePack when it holds binary data), as
+// @socket.io/redis-streams-adapter writes it. rooms and except are always
+// arrays and flags has no false values: Node's restore code needs both.
+
+// streamBroadcast is the data field of a broadcast entry.
+type streamBroadcast struct {
+	Packet struct {
+		Type int               `json:"type"`
+		Data []json.RawMessage `json:"data"`
+	} `json:"packet"`
+	Opts struct {
+		Rooms  []string        `json:"rooms"`
+		Except []string        `json:"except"`
+		Flags  json.RawMessage `json:"flags"`
+	} `json:"opts"`
+}
+
+// encodeStreamData encodes the data field of a broadcast entry.
+func encodeStreamData(m Message) (string, error) {
+	var d streamBroadcast
+	d.Opts.Rooms = nonNil(m.Rooms)
+	d.Opts.Except = nonNil(m.Except)
+	d.Opts.Flags = json.RawMessage(`{}`)
+	d.Packet.Type = packetEvent
+	ev, err := json.Marshal(m.Event)
+	if err != nil {
+		return "", err
+	}
+	d.Packet.Data = append([]json.RawMessage{ev}, m.Args...)
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", malformed("streams: %v", err)
+	}
+	return string(b), nil
+}
+
+// decodeStreamEntry decodes a stream entry's fields. ok is false, with a nil
+// error, for an entry that is not a broadcast of an event to the default
+// namespace (heartbeats, requests, responses, other namespaces).
+func decodeStreamEntry(values map[string]any) (uid string, m Message, ok bool, err error) {
+	str := func(k string) string { s, _ := values[k].(string); return s }
+	uid = str("uid")
+	if str("type") != "3" || (str("nsp") != "" && str("nsp") != defaultNamespace) {
+		return uid, Message{}, false, nil
+	}
+	data := str("data")
+	if !strings.HasPrefix(data, "{") {
+		raw, derr := base64.StdEncoding.DecodeString(data)
+		if derr != nil {
+			return uid, Message{}, false, malformed("streams: data is neither JSON nor base64")
+		}
+		// The MessagePack form is used for binary payloads, which herald
+		// does not deliver; decode it to report why it is dropped.
+		r := mpReader{b: raw}
+		n, derr := r.mapLen()
+		if derr != nil {
+			return uid, Message{}, false, derr
+		}
+		var pk wirePacket
+		var opts wireOptions
+		for range n {
+			k, derr := r.str()
+			if derr != nil {
+				return uid, Message{}, false, derr
+			}
+			switch k {
+			case "packet":
+				pk, derr = r.packet()
+			case "opts":
+				opts, derr = r.options()
+			default:
+				derr = r.skip(0)
+			}
+			if derr != nil {
+				return uid, Message{}, false, derr
+			}
+		}
+		if !pk.ok() || opts.local {
+			return uid, Message{}, false, nil
+		}
+		m = pk.msg
+		m.Rooms, m.Except = opts.rooms, opts.except
+		return uid, m, true, nil
+	}
+	msg := shardedMessage{UID: uid, Nsp: defaultNamespace, Type: clusterBroadcast, Data: json.RawMessage(data)}
+	wire, merr := json.Marshal(msg)
+	if merr != nil {
+		return uid, Message{}, false, malformed("streams: %v", merr)
+	}
+	_, m, ok, err = decodeSharded(wire)
+	return uid, m, ok, err
+}
+
+// encodeSession encodes a session as @socket.io/redis-streams-adapter
+// stores it: base64 of the MessagePack map {sid, pid, rooms, data}. herald
+// stores no data: a restored socket is authenticated again.
+func encodeSession(s Session) string {
+	b := mpAppendMapHeader(nil, 4)
+	b = mpAppendString(b, "sid")
+	b = mpAppendString(b, s.SocketID)
+	b = mpAppendString(b, "pid")
+	b = mpAppendString(b, s.PID)
+	b = mpAppendString(b, "rooms")
+	b = mpAppendStrings(b, s.Rooms)
+	b = mpAppendString(b, "data")
+	b = mpAppendNil(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func decodeSession(v string) (Session, error) {
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return Session{}, malformed("session: not base64")
+	}
+	r := mpReader{b: raw}
+	n, err := r.mapLen()
+	if err != nil {
+		return Session{}, err
+	}
+	var s Session
+	for range n {
+		k, err := r.str()
+		if err != nil {
+			return Session{}, err
+		}
+		switch k {
+		case "sid":
+			s.SocketID, err = r.str()
+		case "pid":
+			s.PID, err = r.str()
+		case "rooms":
+			s.Rooms, err = r.strings()
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return Session{}, err
+		}
+	}
+	if s.SocketID == "" || s.PID == "" {
+		return Session{}, malformed("session: no sid or pid")
+	}
+	return s, nil
 }

@@ -98,6 +98,15 @@ type Config struct {
 	// (adapter.NewMemoryPresence).
 	Presence adapter.Presence
 
+	// Recovery enables Socket.IO's connection-state recovery: a client
+	// that lost its connection for at most Recovery reconnects, to any
+	// node, to the same socket id and rooms, and receives the events it
+	// missed, in order (socket.recovered is true). The handshake token is
+	// verified again before anything is replayed. 0 (the default)
+	// disables it. It needs a Broker that keeps a log of its messages
+	// (adapter.Recoverer: adapter.RedisBroker in streams mode).
+	Recovery time.Duration
+
 	// OnPresence is called once per user transition between offline and
 	// online, in order, on a goroutine of the Server, never under its locks.
 	// Nil means no callback.
@@ -183,6 +192,14 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Broker == nil {
 		c.Broker = adapter.NewMemoryBroker()
+	}
+	switch _, logs := c.Broker.(adapter.Recoverer); {
+	case c.Recovery < 0:
+		bad("Recovery: %v is negative", c.Recovery)
+	case c.Recovery > 0 && !logs:
+		bad("Recovery: the Broker keeps no log to recover from (use adapter.RedisBroker in streams mode)")
+	case c.Recovery > 0 && c.Recovery < time.Second:
+		bad("Recovery: %v is shorter than a second", c.Recovery)
 	}
 	if c.Presence == nil {
 		c.Presence = adapter.NewMemoryPresence()

@@ -54,6 +54,9 @@ type Server struct {
 	notes      *noteQueue
 
 	polls pendingPolls // long-poll GETs in flight, see polls.go
+
+	recoverer adapter.Recoverer // set when Config.Recovery > 0
+	restoring restores          // sessions being recovered, see recovery.go
 }
 
 // New validates cfg and returns a Server that is ready to be mounted. It
@@ -97,6 +100,16 @@ func New(cfg Config) (*Server, error) {
 		opts.SetCors(&types.Cors{Origin: s.originAllowedCORS, Credentials: true})
 	}
 
+	if cfg.Recovery > 0 {
+		s.recoverer = cfg.Broker.(adapter.Recoverer) // checked by normalize
+		csr := socket.DefaultConnectionStateRecovery()
+		csr.SetMaxDisconnectionDuration(cfg.Recovery.Milliseconds())
+		// A recovered socket is authenticated again: an expired or
+		// revoked token does not get its session back.
+		csr.SetSkipMiddlewares(false)
+		opts.SetConnectionStateRecovery(csr)
+		opts.SetAdapter(&recoveryAdapterBuilder{s: s})
+	}
 	s.io = socket.NewServer(nil, opts)
 	s.engine = s.io.ServeHandler(nil)
 	s.io.Use(s.authenticate)
@@ -236,6 +249,9 @@ func writeJSONError(w http.ResponseWriter, status int, code, message string) {
 // authenticate is the namespace middleware that verifies every handshake.
 func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedError)) {
 	if s.closing.Load() {
+		if raw.Recovered() {
+			s.abandonRestore(string(raw.Id()))
+		}
 		next(socket.NewExtendedError("server shutting down", map[string]any{"code": CodeServerShuttingDown}))
 		return
 	}
@@ -261,6 +277,9 @@ func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedErro
 	}
 	if err != nil {
 		code := auth.Code(err)
+		if raw.Recovered() {
+			s.abandonRestore(string(raw.Id()))
+		}
 		s.log.Info("handshake rejected", "code", code, "reason", err.Error(), "remote", raw.Conn().RemoteAddress())
 		next(socket.NewExtendedError("unauthorized", map[string]any{"code": code}))
 		return
@@ -273,6 +292,10 @@ func (s *Server) onConnection(raw *socket.Socket) {
 	p, ok := raw.Data().(*auth.Principal)
 	if !ok {
 		raw.Disconnect(true) // not authenticated by us: cannot happen
+		return
+	}
+	if raw.Recovered() && !s.finishRestore(raw, p.UserID) {
+		s.closeConn(raw)
 		return
 	}
 	if s.closing.Load() {
@@ -337,6 +360,10 @@ func (s *Server) onDisconnect(sock *Socket, reason string) {
 
 // deliver hands a message from the Broker to this node's sockets.
 func (s *Server) deliver(m adapter.Message) {
+	if m.Offset != "" && s.recoverer != nil {
+		s.deliverWithOffset(m)
+		return
+	}
 	op := s.io.Local()
 	if len(m.Rooms) > 0 {
 		op = op.To(toRooms(m.Rooms)...)

@@ -29,6 +29,8 @@
 //   {"cmd":"countOnly","event":..}   (resets the counter of that event)
 //   {"cmd":"report","event":..}
 //   {"cmd":"disconnect"} {"cmd":"connect"} {"cmd":"setAuth","auth":{..}}
+//   {"cmd":"drop","url"?:..}        (close the connection as a network failure
+//                                    would; reconnect to url if given)
 //   {"cmd":"close"}                  (disconnect and exit 0; so does EOF on stdin)
 //
 // Binary values are written as {"$binary":"<base64>"}, and such an object in
@@ -234,6 +236,15 @@ const commands = {
   },
   connect() {
     socket.connect();
+  },
+  // drop closes the underlying connection as a network failure would (the
+  // server sees "transport close"), so that the manager reconnects, to
+  // cmd.url when given (another node). Needs reconnection: true.
+  drop(cmd) {
+    if (cmd.url) {
+      socket.io.uri = String(cmd.url);
+    }
+    socket.io.engine.close();
   },
   setAuth(cmd) {
     if (!cmd.auth || typeof cmd.auth !== "object" || Array.isArray(cmd.auth)) {

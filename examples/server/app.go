@@ -41,6 +41,8 @@ type appConfig struct {
 	Redis     redis.UniversalClient
 	RedisMode adapter.RedisMode // "" = pub/sub
 	NodeTTL   time.Duration     // 0 = adapter.DefaultNodeTTL
+	// Recovery enables connection-state recovery (streams mode only).
+	Recovery time.Duration
 }
 
 // app is the demo backend: the herald server plus the HTTP API that starts
@@ -83,6 +85,7 @@ func newApp(cfg appConfig) (*app, error) {
 		Verifier:          verifier,
 		Logger:            cfg.Logger,
 		BroadcastPresence: true, // the demo shows everyone who is online
+		Recovery:          cfg.Recovery,
 	}
 	if cfg.Redis != nil {
 		if a.broker, err = adapter.NewRedisBroker(adapter.RedisBrokerConfig{

@@ -505,3 +505,62 @@ func TestWorker(t *testing.T) {
 		t.Errorf("worker with Redis down = %v, %s; want a failure", err, out)
 	}
 }
+
+// TestClusterRecovery: with streams and connection-state recovery, a client
+// whose connection drops reconnects to another node within the window, gets
+// its session back (same id, socket.recovered) and every event emitted
+// meanwhile, in order, once.
+func TestClusterRecovery(t *testing.T) {
+	testenv.RequireNode(t)
+	for _, transport := range []string{"websocket", "polling"} {
+		t.Run(transport, func(t *testing.T) {
+			r := redistest.Start(t)
+			env := []string{"HERALD_REDIS_MODE=streams", "HERALD_RECOVERY=30s"}
+			a := startNode(t, "A", r.URL(), env...)
+			b := startNode(t, "B", r.URL(), env...)
+			alice := connect(t, a.URL, "alice", nodeclient.Options{
+				Transports: []string{transport}, Reconnection: true,
+				Extra: map[string]any{"reconnectionDelay": 1000, "reconnectionDelayMax": 1000, "randomizationFactor": 0},
+			})
+			var first nodeclient.Message
+			for _, m := range alice.History() {
+				if m.Type == "connect" {
+					first = m
+					break
+				}
+			}
+			// An event with an offset, so that the client has one to send back.
+			jobEvents(t, alice, postJob(t, b.URL, "alice", 2, false), 2, "job_completed")
+
+			if err := alice.Send(map[string]any{"cmd": "drop", "url": b.URL}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err := alice.WaitType(ctx, "disconnect"); err != nil {
+				t.Fatal(err)
+			}
+			// Emitted while alice is away, on both nodes.
+			missedA := postJob(t, a.URL, "alice", 5, false)
+			missedB := postJob(t, b.URL, "alice", 3, true)
+			time.Sleep(300 * time.Millisecond) // let both jobs finish before she is back
+
+			m, err := alice.WaitFor(ctx, func(m nodeclient.Message) bool { return m.Type == "connect" && m.ID == first.ID || m.Type == "connect" && !m.Recovered })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.Recovered || m.ID != first.ID {
+				t.Fatalf("reconnected with %s; want the same socket id %s, recovered", m.Raw, first.ID)
+			}
+			jobEvents(t, alice, missedA, 5, "job_completed")
+			jobEvents(t, alice, missedB, 3, "job_failed")
+			// Live delivery goes on after the recovery.
+			after := postJob(t, a.URL, "alice", 2, false)
+			jobEvents(t, alice, after, 2, "job_completed")
+			time.Sleep(300 * time.Millisecond)
+			if n := countEvents(alice, "job_progress", missedA); n != 5 {
+				t.Errorf("got %d progress events of the missed job, want exactly 5", n)
+			}
+		})
+	}
+}

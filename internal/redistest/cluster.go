@@ -68,7 +68,8 @@ type Cluster struct {
 // cluster mode, each with Start and opts, assigns every node its share of
 // the 16384 slots, joins them with CLUSTER MEET, and returns once every node
 // reports cluster_state:ok, knows every node and agrees on who serves every
-// slot (see WaitOK), at most ClusterReadyTimeout later.
+// slot (see WaitOK), at most ClusterReadyTimeout later. That takes about
+// 2 s: Redis does not let a freshly started master report ok sooner.
 //
 // It skips or fails t when redis-server is missing, like Start. The nodes
 // are killed by t.Cleanup; each node's directory, which holds its log and
@@ -170,10 +171,12 @@ func (c *Cluster) waitOK(timeout time.Duration) error {
 	}
 }
 
-// form assigns the slots and joins the nodes, as redis-cli --cluster create
-// does for masters: a distinct config epoch for each node (so they need not
-// resolve a collision), its slot range, then a CLUSTER MEET from the first
-// node to each of the others.
+// form assigns the slots and joins the nodes, much as redis-cli --cluster
+// create does for masters: a distinct config epoch for each node (so they
+// need not resolve a collision) and its slot range; then, unlike redis-cli,
+// a CLUSTER MEET for every pair of nodes rather than from the first node to
+// the others only, so that no node has to learn of another through gossip,
+// which takes up to two more seconds.
 func (c *Cluster) form() error {
 	clients := c.nodeClients()
 	defer closeAll(clients)
@@ -189,20 +192,34 @@ func (c *Cluster) form() error {
 			return fmt.Errorf("node %s: %w", c.nodes[i].Addr(), err)
 		}
 	}
-	for _, s := range c.nodes[1:] {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterCmdTimeout)
-		err := clients[0].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(s.Port())).Err()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("CLUSTER MEET %s from %s: %w", s.Addr(), c.nodes[0].Addr(), err)
+	for i := range c.nodes {
+		for _, s := range c.nodes[i+1:] {
+			ctx, cancel := context.WithTimeout(context.Background(), clusterCmdTimeout)
+			err := clients[i].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(s.Port())).Err()
+			cancel()
+			if err != nil {
+				return fmt.Errorf("CLUSTER MEET %s from %s: %w", s.Addr(), c.nodes[i].Addr(), err)
+			}
 		}
 	}
 	return nil
 }
 
-// slotRange returns the first and last slot of node i of n.
+// slotRange returns the first and last slot of node i of n, split as
+// redis-cli --cluster create does: node i's last slot is
+// round((i+1) × 16384/n − 1), the last node's is 16383.
 func slotRange(i, n int) (lo, hi int) {
-	return i * clusterSlots / n, (i+1)*clusterSlots/n - 1
+	last := func(i int) int {
+		if i == n-1 {
+			return clusterSlots - 1
+		}
+		// round(x/n) = (2x+n) / 2n for x >= 0.
+		return (2*((i+1)*clusterSlots-n) + n) / (2 * n)
+	}
+	if i > 0 {
+		lo = last(i-1) + 1
+	}
+	return lo, last(i)
 }
 
 // check returns nil when the cluster is healthy (see WaitOK), or what is

@@ -2,8 +2,10 @@ package redistest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +126,22 @@ func TestClusterSetGet(t *testing.T) {
 		}
 	}
 
+	// Node i serves the i-th third of the slots.
+	slots, err := nodeClients[0].ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0-5460 " + addrs[0], "5461-10922 " + addrs[1], "10923-16383 " + addrs[2]}
+	var got []string
+	for _, s := range slots {
+		got = append(got, fmt.Sprintf("%d-%d %s", s.Start, s.End, s.Nodes[0].Addr))
+	}
+	slices.Sort(got)
+	slices.SortFunc(want, strings.Compare)
+	if !slices.Equal(got, want) {
+		t.Errorf("CLUSTER SLOTS = %q, want %q", got, want)
+	}
+
 	cc := c.Client(t)
 	for i, n := range nodes {
 		key := keyOn(t, cc, n, "key")
@@ -218,15 +236,39 @@ func TestClusterKillRestartNode(t *testing.T) {
 	}
 	t.Logf("cluster down %v after the kill", time.Since(start))
 
+	// Hold the node's cluster bus port: Restart must retry until it is
+	// free, as for its client port.
+	bus, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(victim.Port()+10000)))
+	if err != nil {
+		t.Fatalf("take the bus port of the killed node: %v", err)
+	}
+	logged := len(victim.Log())
+	released := make(chan bool, 1)
+	go func() {
+		defer bus.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(victim.Log()[logged:], "Address already in use") {
+			if time.Now().After(deadline) {
+				released <- false
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		released <- true
+	}()
+
 	start = time.Now()
 	victim.Restart(t)
+	if !<-released {
+		t.Errorf("Restart did not meet the busy bus port; log:\n%s", victim.Log())
+	}
 	c.WaitOK(t)
 	t.Logf("cluster ok %v after the restart", time.Since(start))
 	if got, err := vc.ClusterMyID(ctx).Result(); err != nil || got != id {
 		t.Errorf("node id after Restart = %q, %v; want %q (from nodes.conf)", got, err, id)
 	}
 	// The node is back with its slots but without its data.
-	if err := cc.Get(ctx, key).Err(); err != redis.Nil {
+	if err := cc.Get(ctx, key).Err(); !errors.Is(err, redis.Nil) {
 		t.Errorf("GET %s after Restart: err = %v, want redis.Nil", key, err)
 	}
 	if err := cc.Set(ctx, key, "w", 0).Err(); err != nil {

@@ -10,6 +10,9 @@
 // (the system one on 6379 included): Start checks that the server answering
 // on the port is the process it started.
 //
+// StartCluster runs several servers in cluster mode and forms a Redis
+// Cluster of masters from them (see Cluster).
+//
 // Concurrency: one goroutine per started process waits for it to exit; it
 // ends when the process does, and Kill (registered with t.Cleanup) waits for
 // it, so goleak sees no leftover goroutine. All methods of Server are safe
