@@ -180,4 +180,3 @@ func (s *Server) deliverWithOffset(m adapter.Message) {
 	}
 	s.io.Of("/", nil).Adapter().Broadcast(&parser.Packet{Type: parser.EVENT, Data: data}, opts)
 }
-

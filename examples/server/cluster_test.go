@@ -545,7 +545,9 @@ func TestClusterRecovery(t *testing.T) {
 			missedB := postJob(t, b.URL, "alice", 3, true)
 			time.Sleep(300 * time.Millisecond) // let both jobs finish before she is back
 
-			m, err := alice.WaitFor(ctx, func(m nodeclient.Message) bool { return m.Type == "connect" && m.ID == first.ID || m.Type == "connect" && !m.Recovered })
+			m, err := alice.WaitFor(ctx, func(m nodeclient.Message) bool {
+				return m.Type == "connect" && m.ID == first.ID || m.Type == "connect" && !m.Recovered
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
