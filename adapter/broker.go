@@ -63,11 +63,14 @@ var ErrNoSession = errors.New("adapter: no session to restore")
 type Recoverer interface {
 	// SaveSession keeps s for ttl.
 	SaveSession(ctx context.Context, s Session, ttl time.Duration) error
-	// RestoreSession takes the session pid (it cannot be restored twice)
-	// and returns the messages published after offset that its rooms would
-	// have received, in order, each with its Offset. Delivery of later
-	// messages on this node is held until release is called (at the
+	// RestoreSession takes the session pid (it cannot be restored twice at
+	// once) and returns the messages published after offset that its rooms
+	// would have received, in order, each with its Offset. Delivery of
+	// later messages on this node is held until done is called (at the
 	// latest after a few seconds), so that the socket can join its rooms
-	// without missing or repeating one. release is idempotent.
-	RestoreSession(ctx context.Context, pid, offset string) (s Session, missed []Message, release func(), err error)
+	// without missing or repeating one. done(false) says the session was
+	// not taken up (the handshake failed): it is stored again for the rest
+	// of its lifetime, so that its owner can still recover it. done is
+	// idempotent.
+	RestoreSession(ctx context.Context, pid, offset string) (s Session, missed []Message, done func(taken bool), err error)
 }

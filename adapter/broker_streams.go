@@ -226,8 +226,8 @@ func (b *RedisBroker) SaveSession(ctx context.Context, s Session, ttl time.Durat
 }
 
 // RestoreSession implements Recoverer (streams mode only).
-func (b *RedisBroker) RestoreSession(ctx context.Context, pid, offset string) (Session, []Message, func(), error) {
-	noop := func() {}
+func (b *RedisBroker) RestoreSession(ctx context.Context, pid, offset string) (Session, []Message, func(bool), error) {
+	noop := func(bool) {}
 	l := b.streamReader()
 	if l == nil {
 		return Session{}, nil, noop, fmt.Errorf("adapter: sessions need the streams mode and Subscribe")
@@ -237,12 +237,25 @@ func (b *RedisBroker) RestoreSession(ctx context.Context, pid, offset string) (S
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*b.cfg.PublishTimeout)
 	defer cancel()
-	raw, err := b.cfg.Client.GetDel(ctx, b.cfg.SessionPrefix+pid).Result()
+	key := b.cfg.SessionPrefix + pid
+	res, err := scriptTakeSession.Run(ctx, b.cfg.Client, []string{key}).Slice()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, nil, noop, ErrNoSession
 	}
 	if err != nil {
 		return Session{}, nil, noop, fmt.Errorf("adapter: restore session: %w", err)
+	}
+	raw, _ := res[0].(string)
+	ttl, _ := res[1].(int64)
+	putBack := func() {
+		if ttl <= 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
+		defer cancel()
+		if err := b.cfg.Client.SetNX(ctx, key, raw, time.Duration(ttl)*time.Millisecond).Err(); err != nil {
+			b.limited.Log(slog.LevelWarn, "session", "redis: putting a session back failed", "err", err)
+		}
 	}
 	s, err := decodeSession(raw)
 	if err != nil {
@@ -258,15 +271,35 @@ func (b *RedisBroker) RestoreSession(ctx context.Context, pid, offset string) (S
 	}
 	pos, release, err := l.hold(ctx, offset)
 	if err != nil {
+		putBack()
 		return Session{}, nil, noop, err
 	}
 	missed, err := b.missed(ctx, s, offset, pos)
 	if err != nil {
 		release()
+		putBack()
 		return Session{}, nil, noop, err
 	}
-	return s, missed, release, nil
+	var once sync.Once
+	done := func(taken bool) {
+		once.Do(func() {
+			release()
+			if !taken {
+				putBack()
+			}
+		})
+	}
+	return s, missed, done, nil
 }
+
+// scriptTakeSession gets and deletes a session, with its remaining
+// lifetime in milliseconds.
+var scriptTakeSession = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return {v, ttl}`)
 
 func (b *RedisBroker) streamReader() *streamLog {
 	b.mu.Lock()

@@ -541,8 +541,8 @@ func TestRedisStreamsRecovery(t *testing.T) {
 	if n := len(inB.messages()); n != 6 {
 		t.Errorf("B delivered %d messages while held, want 6", n)
 	}
-	release()
-	release() // idempotent
+	release(true)
+	release(false) // idempotent: the first call counts
 	if m := inB.waitN(t, 7)[6]; m.Event != "after" {
 		t.Errorf("after release B delivered %+v", m)
 	}
@@ -554,9 +554,26 @@ func TestRedisStreamsRecovery(t *testing.T) {
 		if _, _, rel, err := b.RestoreSession(ctx, tc.pid, tc.offset); !errors.Is(err, ErrNoSession) {
 			t.Errorf("RestoreSession(%q, %q) = %v, want ErrNoSession", tc.pid, tc.offset, err)
 		} else {
-			rel()
+			rel(true)
 		}
 	}
+	// A session not taken up (a failed handshake) is stored again.
+	if err := a.SaveSession(ctx, Session{SocketID: "s3", PID: "pid3", Rooms: []string{"user:1"}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	_, _, done, err := b.RestoreSession(ctx, "pid3", seen.Offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(false)
+	if ttl, err := c.PTTL(ctx, DefaultSessionPrefix+"pid3").Result(); err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("session put back with TTL %v, %v", ttl, err)
+	}
+	s3, missed3, done, err := b.RestoreSession(ctx, "pid3", seen.Offset)
+	if err != nil || s3.SocketID != "s3" || len(missed3) == 0 {
+		t.Fatalf("second restore = %+v, %d missed, %v", s3, len(missed3), err)
+	}
+	done(true)
 	// An offset that is no longer in the stream cannot be restored.
 	if err := a.SaveSession(ctx, Session{SocketID: "s2", PID: "pid2"}, time.Minute); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,9 @@ func (a *recoveryAdapter) PersistSession(sess *socket.SessionToPersist) {
 	if sess == nil || a.s.closing.Load() && a.s.ctx.Err() != nil {
 		return
 	}
+	if _, refused := a.s.refused.LoadAndDelete(string(sess.Sid)); refused {
+		return
+	}
 	var rooms []string
 	if sess.Rooms != nil {
 		for _, r := range sess.Rooms.Keys() {
@@ -62,7 +65,7 @@ func (a *recoveryAdapter) PersistSession(sess *socket.SessionToPersist) {
 func (a *recoveryAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
 	ctx, cancel := context.WithTimeout(a.s.ctx, 5*time.Second)
 	defer cancel()
-	sess, missed, release, err := a.s.recoverer.RestoreSession(ctx, string(pid), offset)
+	sess, missed, done, err := a.s.recoverer.RestoreSession(ctx, string(pid), offset)
 	if err != nil {
 		if errors.Is(err, adapter.ErrNoSession) {
 			a.s.log.Debug("session not recovered", "err", err)
@@ -71,7 +74,7 @@ func (a *recoveryAdapter) RestoreSession(pid socket.PrivateSessionId, offset str
 		}
 		return nil, nil // a new session, as for an unknown one
 	}
-	a.s.restoring.put(sess.SocketID, &restore{missed: missed, release: release})
+	a.s.restoring.put(sess.SocketID, &restore{missed: missed, done: done})
 	rooms := types.NewSet[socket.Room]()
 	for _, r := range sess.Rooms {
 		rooms.Add(socket.Room(r))
@@ -84,8 +87,8 @@ func (a *recoveryAdapter) RestoreSession(pid socket.PrivateSessionId, offset str
 // restore is a session being recovered: the events to replay once the
 // socket is authenticated, and the hold on this node's delivery.
 type restore struct {
-	missed  []adapter.Message
-	release func()
+	missed []adapter.Message
+	done   func(taken bool)
 }
 
 // restores tracks the sessions being recovered, by socket id.
@@ -100,14 +103,14 @@ func (r *restores) put(sid string, x *restore) {
 		r.m = map[string]*restore{}
 	}
 	if old := r.m[sid]; old != nil {
-		old.release()
+		old.done(false)
 	}
 	r.m[sid] = x
 	r.mu.Unlock()
 	// A handshake that never completes must not keep its entry.
 	time.AfterFunc(30*time.Second, func() {
 		if x := r.take(sid); x != nil {
-			x.release()
+			x.done(false)
 		}
 	})
 }
@@ -120,10 +123,11 @@ func (r *restores) take(sid string) *restore {
 	return x
 }
 
-// abandonRestore releases a restore whose handshake failed.
+// abandonRestore gives back a session whose handshake failed, so that its
+// owner can still recover it.
 func (s *Server) abandonRestore(sid string) {
 	if x := s.restoring.take(sid); x != nil {
-		x.release()
+		x.done(false)
 	}
 }
 
@@ -137,14 +141,18 @@ func (s *Server) finishRestore(raw *socket.Socket, userID string) bool {
 		s.log.Warn("recovered socket without a pending restore; closing it so that it starts over", "sid", raw.Id())
 		return false
 	}
-	defer x.release()
 	own := UserRoom(userID)
 	for _, r := range raw.Rooms().Keys() {
 		if room := string(r); strings.HasPrefix(room, UserRoomPrefix) && room != own {
 			s.log.Warn("recovered session belongs to another user; refused", "sid", raw.Id(), "user", userID)
+			// Closing the socket would persist the session again, with
+			// this connection's state: give back the original instead.
+			s.refused.Store(string(raw.Id()), struct{}{})
+			x.done(false)
 			return false
 		}
 	}
+	defer x.done(true)
 	for _, m := range x.missed {
 		if err := raw.Emit(m.Event, eventArgs(m, true)...); err != nil {
 			s.log.Warn("replaying a missed event failed", "sid", raw.Id(), "event", m.Event, "err", err)

@@ -57,6 +57,7 @@ type Server struct {
 
 	recoverer adapter.Recoverer // set when Config.Recovery > 0
 	restoring restores          // sessions being recovered, see recovery.go
+	refused   sync.Map          // socket ids whose recovery was refused: not persisted
 }
 
 // New validates cfg and returns a Server that is ready to be mounted. It
