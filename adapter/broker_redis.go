@@ -576,8 +576,20 @@ func (s *subscription) open(ctx context.Context) *redis.PubSub {
 	for c := range s.channels {
 		channels = append(channels, c)
 	}
-	// On Redis Cluster the connection goes to the node of channels[0]'s
-	// slot, which serves every channel of this shard.
+	if _, cluster := s.b.cfg.Client.(*redis.ClusterClient); cluster && len(channels) > 1 {
+		// The connection goes to the node of channels[0]'s slot, which
+		// serves every channel of this shard; one SSUBSCRIBE may only name
+		// channels of one slot (CROSSSLOT), so subscribe one by one.
+		s.ps = s.b.cfg.Client.SSubscribe(ctx, channels[0])
+		for _, c := range channels[1:] {
+			if err := s.ps.SSubscribe(ctx, c); err != nil {
+				// The read loop sees the broken connection and starts over.
+				s.b.limited.Log(slog.LevelWarn, "ssubscribe", "redis room subscription failed", "err", err)
+				break
+			}
+		}
+		return s.ps
+	}
 	s.ps = s.b.cfg.Client.SSubscribe(ctx, channels...)
 	return s.ps
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -617,4 +618,85 @@ func TestRedisStreamsReaderResumes(t *testing.T) {
 		}
 	}
 	_ = b
+}
+
+// TestRedisCluster runs the broker in every mode and the presence on a real
+// 3-master Redis Cluster: room channels and keys spread over the shards.
+func TestRedisCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(t)
+	ctx := context.Background()
+	for _, mode := range []RedisMode{RedisPubSub, RedisSharded, RedisStreams} {
+		t.Run(string(mode), func(t *testing.T) {
+			a, _ := newBroker(t, cc, mode)
+			b, inB := newBroker(t, cc, mode)
+			const users = 12
+			for i := range users {
+				b.ObserveRoom(fmt.Sprint("user:", i), true)
+			}
+			if mode == RedisSharded {
+				b.mu.Lock()
+				shards := len(b.subs)
+				b.mu.Unlock()
+				if shards != 3 {
+					t.Errorf("sharded subscriptions on %d shards, want 3", shards)
+				}
+			}
+			// Room subscriptions are asynchronous: publish until the first
+			// arrives, then check that every room's message does.
+			deadline := time.Now().Add(10 * time.Second)
+			for len(inB.messages()) == 0 && time.Now().Before(deadline) {
+				if err := a.Publish(ctx, msg([]string{"user:0"}, "warm", `0`)); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(300 * time.Millisecond)
+			base := len(inB.messages())
+			for i := range users {
+				if err := a.Publish(ctx, msg([]string{fmt.Sprint("user:", i)}, "ev", fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Messages to different rooms travel through different shards:
+			// their relative order is not kept (the order per room is).
+			got := inB.waitN(t, base+users)[base:]
+			var args []int
+			for _, m := range got {
+				n, _ := strconv.Atoi(string(m.Args[0]))
+				args = append(args, n)
+			}
+			slices.Sort(args)
+			for i, a := range args {
+				if a != i {
+					t.Fatalf("messages = %v, want one per room", args)
+				}
+			}
+		})
+	}
+	t.Run("presence", func(t *testing.T) {
+		a, trA := newPresence(t, cc, 900*time.Millisecond)
+		b, trB := newPresence(t, cc, 900*time.Millisecond)
+		eventually(t, "registered", func() bool { return a.registered() && b.registered() })
+		for _, step := range []func() (bool, error){
+			func() (bool, error) { return a.Add(ctx, "u1", "s1") },
+			func() (bool, error) { return b.Add(ctx, "u1", "s2") },
+			func() (bool, error) { return a.Remove(ctx, "u1", "s1") },
+			func() (bool, error) { return b.Add(ctx, "u2", "s3") },
+		} {
+			if _, err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := a.ClusterStats(ctx)
+		if err != nil || st.Users != 2 || st.Sockets != 2 || st.Nodes != 2 {
+			t.Fatalf("ClusterStats = %+v, %v", st, err)
+		}
+		b.cancel() // b dies: a expires it
+		<-b.done
+		eventually(t, "b's users offline", func() bool { return slices.Contains(trA.list(), "-u2") && slices.Contains(trA.list(), "-u1") })
+		if got := trB.list(); !slices.Equal(got, []string{"+u2"}) {
+			t.Errorf("b saw %v", got)
+		}
+	})
 }
