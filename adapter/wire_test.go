@@ -332,3 +332,79 @@ func FuzzJSONToMsgpack(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeStreamEntry(f *testing.F) {
+	data, _ := encodeStreamData(Message{Rooms: []string{"user:1"}, Event: "e", Args: []json.RawMessage{[]byte(payloads[0])}})
+	f.Add("3", "/", data)
+	f.Add("2", "/", "")
+	f.Add("3", "/", "gqZwYWNrZXSDpHR5cGUCpGRhdGGRoWWjbnNwoS+kb3B0c4A=")
+	f.Fuzz(func(t *testing.T, typ, nsp, data string) {
+		_, m, ok, err := decodeStreamEntry(map[string]any{"uid": "u", "type": typ, "nsp": nsp, "data": data})
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v is not ErrMalformed", err)
+		}
+		if ok {
+			for _, a := range m.Args {
+				if !json.Valid(a) {
+					t.Fatalf("decoded arg is not JSON: %q", a)
+				}
+			}
+		}
+	})
+}
+
+func FuzzDecodeSession(f *testing.F) {
+	f.Add(encodeSession(Session{SocketID: "sid", PID: "pid", Rooms: []string{"sid", "user:1"}}))
+	f.Add("")
+	f.Add("gA==")
+	f.Fuzz(func(t *testing.T, v string) {
+		s, err := decodeSession(v)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		again, err := decodeSession(encodeSession(s))
+		if err != nil || again.SocketID != s.SocketID || again.PID != s.PID || !reflect.DeepEqual(nonNil(again.Rooms), nonNil(s.Rooms)) {
+			t.Fatalf("round trip %+v -> %+v (%v)", s, again, err)
+		}
+	})
+}
+
+func TestStreamEntryAndSession(t *testing.T) {
+	m := Message{Rooms: []string{"user:1"}, Except: []string{"user:2"}, Event: "job_progress", Args: []json.RawMessage{[]byte(`{"b":1,"a":"\u003c"}`)}}
+	data, err := encodeStreamData(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"packet":{"type":2,"data":["job_progress",{"b":1,"a":"\u003c"}]},"opts":{"rooms":["user:1"],"except":["user:2"],"flags":{}}}`
+	if data != want {
+		t.Fatalf("stream data = %s\nwant %s", data, want)
+	}
+	uid, got, ok, err := decodeStreamEntry(map[string]any{"uid": "n1", "nsp": "/", "type": "3", "data": data})
+	if err != nil || !ok || uid != "n1" || string(got.Args[0]) != string(m.Args[0]) || got.Rooms[0] != "user:1" || got.Except[0] != "user:2" {
+		t.Fatalf("decode = %q %+v %v %v", uid, got, ok, err)
+	}
+	for _, values := range []map[string]any{
+		{"uid": "n1", "nsp": "/", "type": "2"},                    // heartbeat
+		{"uid": "n1", "nsp": "/admin", "type": "3", "data": data}, // other namespace
+	} {
+		if _, _, ok, err := decodeStreamEntry(values); ok || err != nil {
+			t.Errorf("decodeStreamEntry(%v) = %v, %v; want skipped", values, ok, err)
+		}
+	}
+	if _, _, _, err := decodeStreamEntry(map[string]any{"type": "3", "data": "!!"}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("bad data: %v", err)
+	}
+	s := Session{SocketID: "sid", PID: "pid", Rooms: []string{"sid", "user:1"}}
+	back, err := decodeSession(encodeSession(s))
+	if err != nil || !reflect.DeepEqual(back, s) {
+		t.Fatalf("session round trip = %+v, %v", back, err)
+	}
+	for _, bad := range []string{"", "!!", "gA==", encodeSession(Session{PID: "p"})} {
+		if _, err := decodeSession(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("decodeSession(%q) = %v", bad, err)
+		}
+	}
+}
