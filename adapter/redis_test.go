@@ -238,7 +238,8 @@ func TestRedisBrokerConfig(t *testing.T) {
 	defer c.Close()
 	for _, cfg := range []RedisBrokerConfig{
 		{},
-		{Client: c, Mode: "streams"},
+		{Client: c, Mode: "kafka"},
+		{Client: c, StreamMaxLen: -1},
 		{Client: c, Prefix: "a#b"},
 		{Client: c, PublishTimeout: -1},
 	} {
