@@ -267,9 +267,11 @@ func (b *RedisBroker) Subscribe(deliver func(Message)) error {
 	return nil
 }
 
-// Publish implements Broker: it delivers m to this node's sockets, then
-// publishes it to the other nodes. It fails with ErrRemoteUndelivered
-// (wrapping Redis's error) when Redis does not take the message.
+// Publish implements Broker. In the pub/sub modes it delivers m to this
+// node's sockets, then publishes it to the other nodes. In streams mode it
+// appends m to the stream, from which every node, this one included,
+// delivers it. It fails with ErrRemoteUndelivered (wrapping Redis's error)
+// when Redis does not take the message; this node's sockets have it then.
 func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
