@@ -575,7 +575,10 @@ func decodeStreamEntry(values map[string]any) (uid string, m Message, ok bool, e
 
 // encodeSession encodes a session as @socket.io/redis-streams-adapter
 // stores it: base64 of the MessagePack map {sid, pid, rooms, data}. herald
-// stores no data: a restored socket is authenticated again.
+// stores no data (a restored socket is authenticated again), but data is an
+// empty map, not nil: a Node server that restores the session sets
+// socket.data to it, and Node code expects an object there
+// (socket.data.user = ... in a middleware would throw on null).
 func encodeSession(s Session) string {
 	b := mpAppendMapHeader(nil, 4)
 	b = mpAppendString(b, "sid")
@@ -585,7 +588,7 @@ func encodeSession(s Session) string {
 	b = mpAppendString(b, "rooms")
 	b = mpAppendStrings(b, s.Rooms)
 	b = mpAppendString(b, "data")
-	b = mpAppendNil(b)
+	b = mpAppendMapHeader(b, 0)
 	return base64.StdEncoding.EncodeToString(b)
 }
 

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -398,6 +399,16 @@ func TestStreamEntryAndSession(t *testing.T) {
 		t.Errorf("bad data: %v", err)
 	}
 	s := Session{SocketID: "sid", PID: "pid", Rooms: []string{"sid", "user:1"}}
+	// data is an empty map, as Node stores it for a socket without data: a
+	// Node server restoring the session sets socket.data to it.
+	var asNode map[string]any
+	raw, _ := base64.StdEncoding.DecodeString(encodeSession(s))
+	if err := msgpack.Unmarshal(raw, &asNode); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := asNode["data"].(map[string]any); !ok || len(d) != 0 {
+		t.Errorf("session data = %#v, want an empty map", asNode["data"])
+	}
 	back, err := decodeSession(encodeSession(s))
 	if err != nil || !reflect.DeepEqual(back, s) {
 		t.Fatalf("session round trip = %+v, %v", back, err)

@@ -3,6 +3,7 @@ package socketio_test
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +20,18 @@ import (
 // Interop with Node's Socket.IO Redis ecosystem, with the real npm packages
 // (testdata/package.json): @socket.io/redis-emitter publishing to a herald
 // node, and herald publishing to a Node socket.io server running
-// @socket.io/redis-adapter, on one real redis-server.
+// @socket.io/redis-adapter or @socket.io/redis-streams-adapter, on one real
+// redis-server.
 
 // clusterServer starts a herald Server on the Redis at addr.
 func clusterServer(t testing.TB, client redis.UniversalClient, mode adapter.RedisMode) *testServer {
+	t.Helper()
+	return clusterServerWith(t, client, mode, socketio.Config{})
+}
+
+// clusterServerWith is clusterServer with more of the Config (Broker and
+// Presence are set here).
+func clusterServerWith(t testing.TB, client redis.UniversalClient, mode adapter.RedisMode, cfg socketio.Config) *testServer {
 	t.Helper()
 	broker, err := adapter.NewRedisBroker(adapter.RedisBrokerConfig{Client: client, Mode: mode})
 	if err != nil {
@@ -37,7 +46,8 @@ func clusterServer(t testing.TB, client redis.UniversalClient, mode adapter.Redi
 		_ = presence.Close(context.Background())
 		_ = broker.Close(context.Background())
 	})
-	ts := startServer(t, socketio.Config{Broker: broker, Presence: presence})
+	cfg.Broker, cfg.Presence = broker, presence
+	ts := startServer(t, cfg)
 	eventually(t, "redis subscription", func() bool { return broker.Metrics().SubscriptionUp })
 	return ts
 }
@@ -105,16 +115,29 @@ func TestInteropNodeEmitterToHerald(t *testing.T) {
 	}
 }
 
+// TestInteropHeraldToNodeServer: herald and a Node socket.io server share a
+// Redis in each mode both speak. In streams mode (with
+// @socket.io/redis-streams-adapter) both servers read the one stream, and
+// with connection-state recovery on both sides a client of either gets the
+// same offset (the stream entry's id) as last argument of the same event.
 func TestInteropHeraldToNodeServer(t *testing.T) {
 	r := redistest.Start(t)
 	for _, mode := range []struct {
-		node   string
-		herald adapter.RedisMode
-	}{{"classic", adapter.RedisPubSub}, {"sharded", adapter.RedisSharded}} {
-		t.Run(mode.node, func(t *testing.T) {
+		name, node string
+		herald     adapter.RedisMode
+		recovery   time.Duration
+	}{
+		{"classic", "classic", adapter.RedisPubSub, 0},
+		{"sharded", "sharded", adapter.RedisSharded, 0},
+		{"streams", "streams", adapter.RedisStreams, 0},
+		{"streams-recovery", "streams", adapter.RedisStreams, time.Minute},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
 			ctx := testCtx(t, 30*time.Second)
 			client := r.Client(t)
-			ns := nodeclient.StartNodeServer(ctx, t, nodeclient.NodeServerOptions{RedisURL: r.URL(), Mode: mode.node})
+			ns := nodeclient.StartNodeServer(ctx, t, nodeclient.NodeServerOptions{
+				RedisURL: r.URL(), Mode: mode.node, MaxDisconnectionDuration: mode.recovery.Milliseconds(),
+			})
 			nodeAlice := nodeclient.Start(t, nodeclient.Options{URL: ns.URL, Auth: map[string]any{"user": "alice"}})
 			if _, err := nodeAlice.WaitType(ctx, "connect"); err != nil {
 				t.Fatal(err)
@@ -123,8 +146,14 @@ func TestInteropHeraldToNodeServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A herald node on the same Redis, with alice connected too.
-			ts := clusterServer(t, client, mode.herald)
+			ts := clusterServerWith(t, client, mode.herald, socketio.Config{Recovery: mode.recovery})
 			heraldAlice := ts.connect(t, "alice", "websocket")
+			// wantArgs is the number of arguments of each event: with
+			// recovery on, the offset comes last.
+			wantArgs := 1
+			if mode.recovery > 0 {
+				wantArgs = 2
+			}
 
 			// 1. herald's Emitter (a worker) reaches alice on both servers.
 			broker, err := adapter.NewRedisBroker(adapter.RedisBrokerConfig{Client: client, Mode: mode.herald})
@@ -159,24 +188,57 @@ func TestInteropHeraldToNodeServer(t *testing.T) {
 			if string(h.Args[0]) != string(m.Args[0]) {
 				t.Errorf("herald's client and Node's client got different JSON:\n%s\n%s", h.Args[0], m.Args[0])
 			}
+			sameArgs(t, "job_progress", wantArgs, h.Args, m.Args)
 
 			// 2. An emit on the Node server reaches alice on herald.
 			if err := ns.Emit(ctx, nodeclient.EmitRequest{User: "alice", Event: "from_node", Args: []any{json.RawMessage(`{"b":1,"a":"x"}`)}}); err != nil {
 				t.Fatal(err)
 			}
-			if m, err := heraldAlice.WaitEvent(ctx, "from_node"); err != nil || string(m.Args[0]) != `{"b":1,"a":"x"}` {
-				t.Fatalf("herald's client got %v (%v)", m.Args, err)
+			h, err = heraldAlice.WaitEvent(ctx, "from_node")
+			if err != nil || string(h.Args[0]) != `{"b":1,"a":"x"}` {
+				t.Fatalf("herald's client got %v (%v)", h.Args, err)
 			}
+			if m, err = nodeAlice.WaitEvent(ctx, "from_node"); err != nil {
+				t.Fatal(err)
+			}
+			sameArgs(t, "from_node", wantArgs, h.Args, m.Args)
 			// 3. herald's Server.EmitToUser reaches alice on the Node server.
 			if err := ts.EmitToUser(ctx, "alice", events.JobCompleted, events.JobCompletedPayload{JobID: "j2"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := nodeAlice.WaitEvent(ctx, "job_completed"); err != nil {
+			if m, err = nodeAlice.WaitEvent(ctx, "job_completed"); err != nil {
 				t.Fatal(err)
 			}
+			if h, err = heraldAlice.WaitEvent(ctx, "job_completed"); err != nil {
+				t.Fatal(err)
+			}
+			sameArgs(t, "job_completed", wantArgs, h.Args, m.Args)
 		})
 	}
 }
+
+// sameArgs fails t unless herald's client and Node's client got the same n
+// arguments of event, byte for byte; a second argument is the offset of
+// connection-state recovery, a stream entry id.
+func sameArgs(t *testing.T, event string, n int, herald, node []json.RawMessage) {
+	t.Helper()
+	if len(herald) != n || len(node) != n {
+		t.Fatalf("%s: herald's client got %s, Node's client %s; want %d argument(s) each", event, herald, node, n)
+	}
+	for i := range herald {
+		if string(herald[i]) != string(node[i]) {
+			t.Errorf("%s: argument %d differs: herald's client got %s, Node's client %s", event, i, herald[i], node[i])
+		}
+	}
+	if n == 2 {
+		var offset string
+		if json.Unmarshal(herald[1], &offset) != nil || !streamID.MatchString(offset) {
+			t.Errorf("%s: last argument %s is not a stream offset", event, herald[1])
+		}
+	}
+}
+
+var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 
 func eventsNamed(c *nodeclient.Client, name string) []nodeclient.Message {
 	var out []nodeclient.Message

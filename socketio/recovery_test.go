@@ -65,10 +65,13 @@ func dialWS(t *testing.T, ts *testServer) *wsConn {
 }
 
 // read returns the next Socket.IO message, answering pings; "" when the
-// connection closed or nothing came within 2 s.
-func (c *wsConn) read() string {
+// connection closed or nothing came within 10 s.
+func (c *wsConn) read() string { return c.readWithin(10 * time.Second) }
+
+// readWithin is read with its own quiet time.
+func (c *wsConn) readWithin(quiet time.Duration) string {
 	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = c.conn.SetReadDeadline(time.Now().Add(quiet))
 		_, msg, err := c.conn.ReadMessage()
 		if err != nil {
 			return ""
@@ -151,7 +154,7 @@ func awaySession(t *testing.T, a *testServer, client redis.UniversalClient) (sid
 // one of alice's missed events is among it.
 func noMissed(t *testing.T, c *wsConn, who string) {
 	t.Helper()
-	for msg := c.read(); msg != ""; msg = c.read() {
+	for msg := c.readWithin(time.Second); msg != ""; msg = c.readWithin(time.Second) {
 		if strings.Contains(msg, "missed") {
 			t.Fatalf("%s received alice's missed event: %s", who, msg)
 		}

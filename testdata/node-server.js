@@ -1,21 +1,34 @@
 #!/usr/bin/env node
 // node-server.js runs a Node socket.io 4.8 server with @socket.io/redis-adapter
-// for herald's Go interop tests (see internal/nodeclient/script.go): a stand-in
-// for a legacy Node app that shares a Redis with herald. It reports JSON lines
-// on stdout, one object per line, and exits on SIGTERM, SIGINT, EOF on stdin
-// or {"cmd":"close"} on stdin.
+// (or @socket.io/redis-streams-adapter) for herald's Go interop tests (see
+// internal/nodeclient/script.go): a stand-in for a legacy Node app that shares
+// a Redis with herald. It reports JSON lines on stdout, one object per line,
+// and exits on SIGTERM, SIGINT, EOF on stdin or {"cmd":"close"} on stdin.
 //
 // Usage: node node-server.js '<json options>'
 //
 // Options: {redisUrl, port? (0 or absent: any free port), mode? ("classic",
-// the default, or "sharded"), key? (channel prefix, default "socket.io"),
-// subscriptionMode? (sharded only: "static", "dynamic" (the default) or
-// "dynamic-private"), requestsTimeout? (classic only, ms)}.
+// the default, "sharded" or "streams"), key? (channel prefix, default
+// "socket.io"), subscriptionMode? (sharded only: "static", "dynamic" (the
+// default) or "dynamic-private"), requestsTimeout? (classic only, ms),
+// streamName? (streams only, default "socket.io"), maxDisconnectionDuration?
+// (ms; when set, connectionStateRecovery is enabled with it and
+// skipMiddlewares: false, so a recovered socket passes the middleware too)}.
 //
 // classic: createAdapter(pub, sub, {key}) over PUBLISH/PSUBSCRIBE.
 // sharded: createShardedAdapter(pub, sub, {channelPrefix: key,
 //          subscriptionMode}) over SPUBLISH/SSUBSCRIBE (Redis 7).
-// pub and sub are node-redis clients; sub is pub.duplicate().
+// streams: createAdapter(pub, {streamName, channelPrefix: key}) of
+//          @socket.io/redis-streams-adapter: broadcasts are XADDed to the
+//          stream and read with XREAD; sessions of connectionStateRecovery
+//          are kept under "sio:session:<pid>". (0.3.x PUBLISHes its
+//          ephemeral messages, broadcasts with acks, fetchSockets and
+//          serverSideEmit requests and their responses, on "<key>#<nsp>#"
+//          and "<key>#<nsp>#<uid>#", and duplicates pub for its reader and
+//          its subscriber.)
+// pub and sub are node-redis clients; sub is pub.duplicate() (classic and
+// sharded only). pub is named "herald-node-server-<pid>" (CLIENT SETNAME),
+// and so are the clients the streams adapter duplicates from it.
 //
 // The server listens on 127.0.0.1 only. Every namespace requires
 // socket.handshake.auth.user, a non-empty string (no real JWT: this is a
@@ -31,12 +44,15 @@
 //   GET /stats -> {"sockets": N}  (sockets connected to this server, "/")
 //
 // Printed:
-//   {"type":"listening","port":P}      (adapter subscribed, server ready)
-//   {"type":"connection","nsp":..,"id":..,"user":..}
+//   {"type":"listening","port":P}      (adapter subscribed, server ready; in
+//        streams mode, once the adapter's reader is blocked in XREAD, so
+//        every entry added from then on reaches this server)
+//   {"type":"connection","nsp":..,"id":..,"user":..,"recovered":bool}
 //        (once the socket has joined "user:"+user and Redis has confirmed
 //         every subscription queued so far: the namespace's channels and,
 //         in the sharded dynamic modes, the room's own channel; an "event"
-//         of the socket may come before it)
+//         of the socket may come before it. recovered: the socket's
+//         connection state was restored (socket.recovered))
 //   {"type":"disconnect","nsp":..,"id":..,"user":..,"reason":..}
 //   {"type":"event","nsp":..,"id":..,"user":..,"event":..,"args":[..]}
 //        (events that clients emit to the server)
@@ -51,6 +67,7 @@ const readline = require("node:readline");
 const { createClient } = require("redis");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+// @socket.io/redis-streams-adapter is loaded in streams mode only.
 
 // Writes to a pipe are synchronous on Linux, so every line is flushed at once.
 function out(obj) {
@@ -106,8 +123,8 @@ try {
     throw new Error("options must be a JSON object with a string redisUrl");
   }
   opts.mode = opts.mode === undefined ? "classic" : opts.mode;
-  if (opts.mode !== "classic" && opts.mode !== "sharded") {
-    throw new Error(`mode must be "classic" or "sharded", not ${JSON.stringify(opts.mode)}`);
+  if (!["classic", "sharded", "streams"].includes(opts.mode)) {
+    throw new Error(`mode must be "classic", "sharded" or "streams", not ${JSON.stringify(opts.mode)}`);
   }
   opts.port = opts.port === undefined ? 0 : opts.port;
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
@@ -121,29 +138,72 @@ try {
   if (!["static", "dynamic", "dynamic-private"].includes(opts.subscriptionMode)) {
     throw new Error(`bad subscriptionMode ${JSON.stringify(opts.subscriptionMode)}`);
   }
+  if (opts.streamName !== undefined && (typeof opts.streamName !== "string" || opts.streamName === "")) {
+    throw new Error("streamName must be a non-empty string");
+  }
+  opts.streamName = opts.streamName || "socket.io";
+  if (
+    opts.maxDisconnectionDuration !== undefined &&
+    (!Number.isInteger(opts.maxDisconnectionDuration) || opts.maxDisconnectionDuration < 0)
+  ) {
+    throw new Error("maxDisconnectionDuration must be a non-negative integer (ms)");
+  }
 } catch (err) {
   fail(`bad options: ${err.message}`);
   process.exit(2);
 }
 
+const clientName = `herald-node-server-${process.pid}`;
 const redisOptions = {
   url: opts.redisUrl,
+  name: clientName,
   // Bounded: a test whose Redis went away must see errors, not a hang.
   socket: { connectTimeout: 5000, reconnectStrategy: false },
 };
-const pubClient = createClient(redisOptions);
-const subClient = pubClient.duplicate();
-pubClient.on("error", (err) => fail(`redis pub: ${errText(err)}`));
-subClient.on("error", (err) => fail(`redis sub: ${errText(err)}`));
-
 const sharded = opts.mode === "sharded";
+const streams = opts.mode === "streams";
+const pubClient = createClient(redisOptions);
+// The streams adapter subscribes nowhere through us: no sub client.
+const subClient = streams ? null : pubClient.duplicate();
+pubClient.on("error", (err) => fail(`redis pub: ${errText(err)}`));
+if (subClient) {
+  subClient.on("error", (err) => fail(`redis sub: ${errText(err)}`));
+}
 
 // subscribed resolves once Redis has answered every (un)subscription the
 // adapter has queued on subClient so far: the adapters subscribe without
 // returning the promise, and node-redis sends the commands of a client in
-// order (PING is allowed in subscriber mode).
+// order (PING is allowed in subscriber mode). In streams mode a room needs
+// no subscription: the reader gets every entry of the stream.
 function subscribed() {
-  return subClient.ping();
+  return subClient ? subClient.ping() : Promise.resolve();
+}
+
+// streamReading resolves once one of our clients (the adapter's reader, a
+// duplicate of pubClient, so with its name) is blocked in XREAD: the reader
+// starts at "$", so entries added before that would never reach us.
+async function streamReading() {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const list = String(await pubClient.sendCommand(["CLIENT", "LIST"]));
+    const reading = list.split("\n").some((line) => {
+      const f = {};
+      for (const kv of line.trim().split(" ")) {
+        const i = kv.indexOf("=");
+        if (i > 0) {
+          f[kv.slice(0, i)] = kv.slice(i + 1);
+        }
+      }
+      return f.name === clientName && f.cmd === "xread" && (f.flags || "").includes("b");
+    });
+    if (reading) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error("the streams adapter's reader did not start reading");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 // readJSON reads a request body of at most 1 MiB.
@@ -228,9 +288,10 @@ async function postEmit(req, res) {
       op = op.except(except);
     }
     op.emit(body.event, ...(body.args || []));
-    // The adapter sends its PUBLISH/SPUBLISH synchronously within emit() and
-    // does not return the promise; a PING on the same connection is answered
-    // after it, so the publication has reached Redis once the PING is answered.
+    // The adapter sends its PUBLISH/SPUBLISH/XADD synchronously within emit()
+    // and does not return the promise; a PING on the same connection is
+    // answered after it, so the publication has reached Redis once the PING
+    // is answered.
     await pubClient.ping();
     reply(res, 200, { ok: true });
   } catch (err) {
@@ -282,7 +343,7 @@ function setUpNamespace(nsp) {
     subscribed().then(
       () => {
         if (socket.connected) {
-          out({ type: "connection", nsp: nsp.name, id: socket.id, user });
+          out({ type: "connection", nsp: nsp.name, id: socket.id, user, recovered: socket.recovered });
         }
       },
       (err) => fail(`connection ${socket.id}: ${errText(err)}`),
@@ -290,15 +351,33 @@ function setUpNamespace(nsp) {
   });
 }
 
+function makeAdapter() {
+  if (streams) {
+    const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
+    return createStreamsAdapter(pubClient, { streamName: opts.streamName, channelPrefix: opts.key });
+  }
+  if (sharded) {
+    return createShardedAdapter(pubClient, subClient, {
+      channelPrefix: opts.key,
+      subscriptionMode: opts.subscriptionMode,
+    });
+  }
+  return createAdapter(pubClient, subClient, {
+    key: opts.key,
+    ...(opts.requestsTimeout ? { requestsTimeout: opts.requestsTimeout } : {}),
+  });
+}
+
 async function main() {
-  await Promise.all([pubClient.connect(), subClient.connect()]);
-  const adapter = sharded
-    ? createShardedAdapter(pubClient, subClient, { channelPrefix: opts.key, subscriptionMode: opts.subscriptionMode })
-    : createAdapter(pubClient, subClient, {
-        key: opts.key,
-        ...(opts.requestsTimeout ? { requestsTimeout: opts.requestsTimeout } : {}),
-      });
-  io = new Server(httpServer, { adapter });
+  await Promise.all([pubClient, subClient].filter(Boolean).map((c) => c.connect()));
+  const serverOptions = { adapter: makeAdapter() };
+  if (opts.maxDisconnectionDuration) {
+    serverOptions.connectionStateRecovery = {
+      maxDisconnectionDuration: opts.maxDisconnectionDuration,
+      skipMiddlewares: false,
+    };
+  }
+  io = new Server(httpServer, serverOptions);
   setUpNamespace(io.of("/"));
   // Other namespaces are created on demand with the same middleware.
   io.of(/^\/.+$/);
@@ -309,6 +388,9 @@ async function main() {
   });
   // The "/" adapter has queued its subscriptions in its constructor.
   await subscribed();
+  if (streams) {
+    await streamReading();
+  }
   await new Promise((resolve, reject) => {
     httpServer.once("error", reject);
     httpServer.listen(opts.port, "127.0.0.1", () => {
@@ -337,7 +419,9 @@ function shutdown() {
     ? new Promise((resolve) => io.close(() => resolve()))
     : new Promise((resolve) => (httpServer.listening ? httpServer.close(() => resolve()) : resolve()));
   closeIO
-    .then(() => Promise.all([pubClient, subClient].map((c) => (c.isOpen ? c.quit().catch(() => {}) : undefined))))
+    .then(() =>
+      Promise.all([pubClient, subClient].filter(Boolean).map((c) => (c.isOpen ? c.quit().catch(() => {}) : undefined))),
+    )
     .catch(() => {})
     .finally(() => process.exit(0));
 }

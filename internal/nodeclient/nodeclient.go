@@ -7,8 +7,9 @@
 //
 // StartScript runs the other JSON-lines programs of testdata/ the same way;
 // StartNodeServer (node-server.js: a Node socket.io server with
-// @socket.io/redis-adapter) and StartEmitter (redis-emitter.js:
-// @socket.io/redis-emitter) wrap the two interop scripts. See script.go.
+// @socket.io/redis-adapter or @socket.io/redis-streams-adapter) and
+// StartEmitter (redis-emitter.js: @socket.io/redis-emitter) wrap the two
+// interop scripts. See script.go.
 //
 // Concurrency: one goroutine per Client reads the script's output; it ends
 // when the process has exited, and Close (registered with t.Cleanup) waits

@@ -50,15 +50,22 @@ func StartScript(t testing.TB, script string, opts any) *Script {
 	t.Helper()
 	node := testenv.RequireNode(t)
 	dir := testenv.TestdataDir(t)
-	for _, pkg := range scriptPackages[script] {
-		_, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json"))
-		testenv.Require(t, "testdata/node_modules/"+pkg, "run `npm ci` in testdata/", err == nil)
-	}
+	requirePackages(t, dir, scriptPackages[script]...)
 	optJSON, err := json.Marshal(opts)
 	if err != nil {
 		t.Fatalf("nodeclient: %s options: %v", script, err)
 	}
 	return &Script{c: start(t, node, dir, script, string(optJSON))}
+}
+
+// requirePackages skips or fails t when an npm package of testdata/ is not
+// installed.
+func requirePackages(t testing.TB, dir string, pkgs ...string) {
+	t.Helper()
+	for _, pkg := range pkgs {
+		_, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json"))
+		testenv.Require(t, "testdata/node_modules/"+pkg, "run `npm ci` in testdata/", err == nil)
+	}
 }
 
 // Send writes one command, any value that encodes to a JSON object, to the
@@ -153,20 +160,37 @@ func (m Message) Decode(v any) error {
 }
 
 // NodeServerOptions are the options of testdata/node-server.js, a Node
-// socket.io 4.8 server with @socket.io/redis-adapter on 127.0.0.1.
+// socket.io 4.8 server with @socket.io/redis-adapter (or, in streams mode,
+// @socket.io/redis-streams-adapter) on 127.0.0.1.
 type NodeServerOptions struct {
 	// RedisURL is the Redis the adapter uses ("redis://127.0.0.1:PORT").
 	RedisURL string `json:"redisUrl"`
 	// Port to listen on; zero picks a free one.
 	Port int `json:"port"`
-	// Mode is "classic" (createAdapter, PUBLISH/PSUBSCRIBE; the default) or
-	// "sharded" (createShardedAdapter, SPUBLISH/SSUBSCRIBE).
+	// Mode is "classic" (createAdapter, PUBLISH/PSUBSCRIBE; the default),
+	// "sharded" (createShardedAdapter, SPUBLISH/SSUBSCRIBE) or "streams"
+	// (@socket.io/redis-streams-adapter's createAdapter: XADD/XREAD on one
+	// stream, sessions under "sio:session:<pid>"). In streams mode the
+	// server reports listening once the adapter's reader is blocked in
+	// XREAD: from then on every entry added to the stream reaches it.
 	Mode string `json:"mode,omitempty"`
-	// Key is the channel prefix; empty means "socket.io".
+	// Key is the channel prefix; empty means "socket.io". In streams mode
+	// it is the adapter's channelPrefix, which 0.3.x uses for its ephemeral
+	// messages (acks, fetchSockets, serverSideEmit) over pub/sub.
 	Key string `json:"key,omitempty"`
 	// SubscriptionMode is the sharded adapter's: "static", "dynamic" (the
 	// default) or "dynamic-private".
 	SubscriptionMode string `json:"subscriptionMode,omitempty"`
+	// StreamName is the streams adapter's stream; empty means "socket.io"
+	// (herald's adapter.DefaultStream).
+	StreamName string `json:"streamName,omitempty"`
+	// MaxDisconnectionDuration, in milliseconds, enables connection-state
+	// recovery ({maxDisconnectionDuration, skipMiddlewares: false}: a
+	// recovered socket passes the middleware too); zero leaves it off. Only
+	// the streams mode keeps sessions in Redis, where other nodes find
+	// them; then events reach clients with the stream offset as their last
+	// argument, as herald's do with Config.Recovery.
+	MaxDisconnectionDuration int64 `json:"maxDisconnectionDuration,omitempty"`
 }
 
 // NodeServer is a running node-server.js.
@@ -184,6 +208,9 @@ type NodeServer struct {
 // listens. It fails t on error, so call it from the test's goroutine.
 func StartNodeServer(ctx context.Context, t testing.TB, opts NodeServerOptions) *NodeServer {
 	t.Helper()
+	if opts.Mode == "streams" {
+		requirePackages(t, testenv.TestdataDir(t), "@socket.io/redis-streams-adapter")
+	}
 	s := StartScript(t, "node-server.js", opts)
 	m, err := s.WaitFor(ctx, func(m Message) bool { return m.Type == "listening" || m.Type == "error" })
 	if err != nil {
@@ -259,7 +286,8 @@ func (s *NodeServer) Stats(ctx context.Context) (sockets int, err error) {
 // user (to "/" when nsp is empty). The line comes once the socket has joined
 // "user:"+user and, in the sharded dynamic modes, once Redis has confirmed
 // the subscription to that room's channel: from then on a publication to
-// the room reaches the socket.
+// the room reaches the socket. Its Recovered tells whether the socket's
+// connection state was recovered (socket.recovered).
 func (s *NodeServer) WaitConnection(ctx context.Context, user, nsp string) (Message, error) {
 	if nsp == "" {
 		nsp = "/"
