@@ -28,8 +28,16 @@ type Stats struct {
 	// Partial is true when the counts may be wrong: Scope is "node" in a
 	// cluster, or some nodes are stale.
 	Partial bool `json:"partial"`
+	// Node counts this node alone, known without asking the cluster.
+	Node NodeStats `json:"node"`
 	// Timestamp is when the snapshot was taken (RFC 3339, UTC).
 	Timestamp time.Time `json:"timestamp"`
+}
+
+// NodeStats is the load of one node.
+type NodeStats struct {
+	Connected int `json:"connected"` // sockets on this node
+	Users     int `json:"users"`     // their distinct users
 }
 
 // Stats returns a snapshot of the connected sockets and online users. With
@@ -38,23 +46,24 @@ type Stats struct {
 // and says so (Scope "node", Partial true) rather than failing.
 func (s *Server) Stats(ctx context.Context) (Stats, error) {
 	now := s.cfg.Now().UTC()
+	localUsers, localSockets := s.localCounts()
+	node := NodeStats{Connected: localSockets, Users: localUsers}
 	if cp, ok := s.cfg.Presence.(adapter.ClusterPresence); ok {
 		st, err := cp.ClusterStats(ctx)
 		if err == nil {
 			return Stats{
 				Connected: st.Sockets, Users: st.Users, Nodes: st.Nodes, StaleNodes: st.StaleNodes,
-				Scope: "cluster", Partial: st.StaleNodes > 0, Timestamp: now,
+				Scope: "cluster", Partial: st.StaleNodes > 0, Node: node, Timestamp: now,
 			}, nil
 		}
 		s.log.Warn("cluster stats unavailable; reporting this node only", "err", err)
-		users, sockets := s.localCounts()
-		return Stats{Connected: sockets, Users: users, Nodes: 1, Scope: "node", Partial: true, Timestamp: now}, nil
+		return Stats{Connected: localSockets, Users: localUsers, Nodes: 1, Scope: "node", Partial: true, Node: node, Timestamp: now}, nil
 	}
 	users, sockets, err := s.cfg.Presence.Counts(ctx)
 	if err != nil {
 		return Stats{}, err
 	}
-	return Stats{Connected: sockets, Users: users, Nodes: 1, Scope: "cluster", Timestamp: now}, nil
+	return Stats{Connected: sockets, Users: users, Nodes: 1, Scope: "cluster", Node: node, Timestamp: now}, nil
 }
 
 // localCounts counts this node's sockets and their distinct users.
@@ -70,7 +79,8 @@ func (s *Server) localCounts() (users, sockets int) {
 
 // StatsHandler serves GET requests (mount it at /api/v1/websocket/stats)
 // with {"success":true,"data":{"connected":N,"users":M,"nodes":K,
-// "staleNodes":0,"scope":"cluster","partial":false,"timestamp":"..."}}.
+// "staleNodes":0,"scope":"cluster","partial":false,
+// "node":{"connected":n,"users":m},"timestamp":"..."}}.
 // Other methods get 405; a failing Presence backend gets 503 with
 // {"success":false,"error":{"code":"stats_unavailable","message":...}}.
 func (s *Server) StatsHandler() http.Handler {

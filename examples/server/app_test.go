@@ -354,10 +354,11 @@ func TestStats(t *testing.T) {
 			Data    map[string]json.RawMessage `json:"data"`
 		}
 		decodeJSON(t, rec, &got)
-		if !got.Success || len(got.Data) != 7 {
-			t.Fatalf("body = %s, want success and data with connected, users, nodes, staleNodes, scope, partial, timestamp", rec.Body)
+		if !got.Success || len(got.Data) != 8 {
+			t.Fatalf("body = %s, want success and data with connected, users, nodes, staleNodes, scope, partial, node, timestamp", rec.Body)
 		}
-		for key, want := range map[string]string{"connected": "0", "users": "0", "nodes": "1", "staleNodes": "0", "scope": `"cluster"`, "partial": "false"} {
+		for key, want := range map[string]string{"connected": "0", "users": "0", "nodes": "1", "staleNodes": "0", "scope": `"cluster"`, "partial": "false",
+			"node": `{"connected":0,"users":0}`} {
 			if string(got.Data[key]) != want {
 				t.Errorf("data.%s = %s, want %s", key, got.Data[key], want)
 			}

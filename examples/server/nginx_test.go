@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -128,5 +130,78 @@ func TestNginxWithoutStickiness(t *testing.T) {
 		if _, err := c.WaitType(ctx, "disconnect"); err != nil {
 			t.Fatalf("a polling session survived round-robin across two nodes: %v", err)
 		}
+	}
+}
+
+// TestRollingRestart stops one of two nodes behind nginx (SIGTERM, a
+// graceful shutdown) in the middle of a job: its client reconnects through
+// nginx to the other node, recovers its session, and gets every event of
+// the job once, in order; a user with a tab on the other node never appears
+// offline.
+func TestRollingRestart(t *testing.T) {
+	testenv.RequireNode(t)
+	testenv.RequireNginx(t)
+	r := redistest.Start(t)
+	env := []string{"HERALD_REDIS_MODE=streams", "HERALD_RECOVERY=30s"}
+	nodes := []*demoNode{startNode(t, "A", r.URL(), env...), startNode(t, "B", r.URL(), env...)}
+	ngx := testenv.StartNginx(t, shippedNginx(t, []string{hostPort(t, nodes[0].URL), hostPort(t, nodes[1].URL)}, true))
+
+	alice := connect(t, ngx.URL(), "alice", nodeclient.Options{
+		Transports: []string{"websocket"}, Reconnection: true,
+		Extra: map[string]any{"reconnectionDelay": 200, "reconnectionDelayMax": 500},
+	})
+	// Which node did nginx pick? The other one stays up.
+	var gone, stays *demoNode
+	deadline := time.Now().Add(10 * time.Second)
+	for gone == nil {
+		for i, n := range nodes {
+			if stats(t, n.URL).Node.Connected == 1 {
+				gone, stays = n, nodes[1-i]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice's socket is on no node")
+		}
+	}
+	// carol has a tab on each node; bob watches presence from the node that stays.
+	connect(t, gone.URL, "carol", nodeclient.Options{Transports: []string{"websocket"}})
+	connect(t, stays.URL, "carol", nodeclient.Options{Transports: []string{"websocket"}})
+	bob := connect(t, stays.URL, "bob", nodeclient.Options{Transports: []string{"websocket"}})
+	// An event with an offset, so that alice can recover.
+	jobEvents(t, alice, postJob(t, stays.URL, "alice", 1, false), 1, "job_completed")
+
+	// A 40-step job on the node that stays; the other node stops midway.
+	body := `{"steps":40,"delayMs":50}`
+	req, _ := http.NewRequest(http.MethodPost, stays.URL+"/api/v1/jobs", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var job struct {
+		JobID string `json:"jobId"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&job); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	time.Sleep(500 * time.Millisecond)
+	gone.stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := alice.WaitFor(ctx, func(m nodeclient.Message) bool {
+		return m.Type == "connect" && m.Recovered || m.Type == "connect_error"
+	})
+	if err != nil || m.Type != "connect" {
+		t.Fatalf("alice did not recover through nginx: %v %v", m, err)
+	}
+	jobEvents(t, alice, job.JobID, 40, "job_completed")
+	time.Sleep(300 * time.Millisecond)
+	if n := countEvents(alice, "job_progress", job.JobID); n != 40 {
+		t.Errorf("alice got %d progress events, want exactly 40", n)
+	}
+	if n := countEvents(bob, "user_offline", `"carol"`); n != 0 {
+		t.Errorf("bob saw carol go offline %d times during the restart, want 0", n)
 	}
 }
