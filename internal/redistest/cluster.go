@@ -329,9 +329,13 @@ func closeAll(clients []*redis.Client) {
 }
 
 // logs returns the end of every node's log, for failure messages.
-func (c *Cluster) logs() string {
+func (c *Cluster) logs() string { return tailLogs(c.nodes) }
+
+// tailLogs returns the last clusterLogLines lines of each server's log,
+// for failure messages.
+func tailLogs(servers []*Server) string {
 	var b strings.Builder
-	for _, s := range c.nodes {
+	for _, s := range servers {
 		lines := strings.Split(strings.TrimRight(s.Log(), "\n"), "\n")
 		if len(lines) > clusterLogLines {
 			lines = lines[len(lines)-clusterLogLines:]

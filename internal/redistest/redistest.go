@@ -82,6 +82,15 @@ type config struct {
 	dirArgs func(dir string) []string
 	// pickPort picks the port of each start attempt; nil means freePort.
 	pickPort func() (int, error)
+
+	// Set by StartSentinel for its sentinels (see sentinelNode).
+	// confFile, when set, returns the path of a configuration file, which
+	// goes first on the command line (the only place redis-server reads one
+	// from), writing it into the server's directory when it is missing.
+	confFile func(dir string) (string, error)
+	// sentinels is the number of sentinel processes StartSentinel runs
+	// (WithSentinels); Start ignores it.
+	sentinels int
 }
 
 // WithArgs appends command-line arguments to redis-server, after the ones
@@ -311,7 +320,16 @@ func (s *Server) run(deadline time.Time) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
-	args := []string{
+	var args []string
+	if s.cfg.confFile != nil {
+		conf, err := s.cfg.confFile(s.dir)
+		if err != nil {
+			out.Close()
+			return nil, fmt.Errorf("redistest: %w", err)
+		}
+		args = append(args, conf)
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -319,7 +337,7 @@ func (s *Server) run(deadline time.Time) (*process, error) {
 		"--daemonize", "no",
 		"--dir", s.dir,
 		"--logfile", logPath,
-	}
+	)
 	if s.cfg.dirArgs != nil {
 		args = append(args, s.cfg.dirArgs(s.dir)...)
 	}
