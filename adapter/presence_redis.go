@@ -59,7 +59,10 @@ type RedisPresenceConfig struct {
 	// NodeTTL is how long a node that stopped refreshing its registration
 	// (crashed, frozen, cut off) keeps its users online. It refreshes every
 	// NodeTTL/3, and every node checks for expired ones as often, so a dead
-	// node's users go offline within about 4/3 NodeTTL. 0 means
+	// node's users go offline within about 4/3 NodeTTL. After an outage
+	// of Redis (a restart, a Sentinel failover), which also kept the other
+	// nodes from refreshing, a node expires none of them for NodeTTL/3 +
+	// OpTimeout, the time they need to refresh again. 0 means
 	// DefaultNodeTTL; at least 300ms.
 	NodeTTL time.Duration
 	// OpTimeout bounds one Redis operation; 0 means DefaultOpTimeout.
@@ -97,6 +100,9 @@ type RedisPresence struct {
 	dirty   bool   // Redis may not match local: sync before the next write
 	watch   func(userID string, online bool)
 	closed  bool
+	failed  bool      // a Redis operation failed since the last refresh
+	lastOK  time.Time // when Redis last refreshed this node's registration
+	reapAt  time.Time // expire no other node before then (see recoveredLocked)
 
 	kick   chan struct{} // wakes the heartbeat goroutine to reconcile
 	cancel context.CancelFunc
@@ -283,6 +289,7 @@ func (p *RedisPresence) kickLocked() {
 }
 
 func (p *RedisPresence) failLocked(what string, err error) {
+	p.failed = true
 	if !p.dirty {
 		p.log.Warn("redis presence unavailable; serving local sockets and reconciling later", "op", what, "err", err)
 	} else {
@@ -323,6 +330,7 @@ func (p *RedisPresence) syncLocked(ctx context.Context) bool {
 		p.log.Info("redis presence reconciled", "node", p.node, "storeReset", silent == 1)
 	}
 	p.epoch, p.dirty = epoch, false
+	p.recoveredLocked()
 	p.limited.Reset("presence")
 	if silent == 1 {
 		return true
@@ -334,6 +342,25 @@ func (p *RedisPresence) syncLocked(ctx context.Context) bool {
 		p.reportLocked(u, false, false)
 	}
 	return true
+}
+
+// recoveredLocked is called when Redis has refreshed this node's
+// registration (heartbeat or sync). If an operation failed since the last
+// refresh, or this one comes late (more than NodeTTL/2 after it: the
+// client retried through an outage), this node was cut off from Redis, and
+// most likely so were the others (Redis restarted, or Sentinel failed it
+// over): their registrations went stale because they could not refresh
+// them, not because they died. Each refreshes it at its next heartbeat, at
+// most NodeTTL/3 after Redis is back, plus an operation that was failing
+// then; until that has passed, expiring them would report their users
+// offline, and online again when they re-register, for an outage of Redis.
+func (p *RedisPresence) recoveredLocked() {
+	now := time.Now()
+	late := !p.lastOK.IsZero() && now.Sub(p.lastOK) > p.cfg.NodeTTL/2
+	if p.failed || late {
+		p.reapAt = now.Add(p.cfg.NodeTTL/3 + p.cfg.OpTimeout)
+	}
+	p.failed, p.lastOK = false, now
 }
 
 func toStrings(v any) []string {
@@ -383,20 +410,22 @@ func (p *RedisPresence) heartbeat(ctx context.Context) {
 		p.syncLocked(ctx)
 	} else {
 		octx, cancel := p.opCtx(ctx)
-		ok, err := scriptBeat.Run(octx, p.cfg.Client, []string{p.keys.nodes, p.keys.epoch}, p.node, p.epoch).Int()
+		ok, err := scriptBeat.Run(octx, p.cfg.Client, []string{p.keys.nodes, p.keys.epoch, p.keys.sockets}, p.node, p.epoch, p.sockets).Int()
 		cancel()
 		switch {
 		case err != nil:
 			p.failLocked("presence heartbeat", err)
+		case ok == 1:
+			p.recoveredLocked()
 		case ok == 0:
-			p.log.Warn("this node was expired from redis presence (paused or cut off too long); re-registering", "node", p.node)
+			p.log.Warn("this node's registration in redis presence is gone or out of date (expired while paused or cut off, or writes lost in a failover); re-registering", "node", p.node)
 			p.dirty = true
 			p.syncLocked(ctx)
 		}
 	}
-	dirty := p.dirty
+	reap := !p.dirty && !time.Now().Before(p.reapAt)
 	p.mu.Unlock()
-	if !dirty {
+	if reap {
 		p.reap(ctx, p.cfg.NodeTTL)
 	}
 }
@@ -412,6 +441,7 @@ func (p *RedisPresence) reap(ctx context.Context, ttl time.Duration) {
 		[]string{p.keys.nodes, p.keys.online, p.keys.sockets},
 		p.keys.nodePrefix, ttl.Milliseconds(), p.node).Slice()
 	if err != nil {
+		p.failed = true
 		p.limited.Log(slog.LevelWarn, "reap", "redis presence expiry check failed", "err", err)
 		return
 	}
@@ -573,9 +603,13 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 return {epoch, silent, on, off}`)
 
-	// KEYS: nodes, epoch. ARGV: node, epoch. Returns 1, or 0 if the node must sync.
+	// KEYS: nodes, epoch, sockets. ARGV: node, epoch, nodeSockets.
+	// Returns 1, or 0 if the node must sync: it was expired, or the store
+	// lost some of its writes (a failover: replication is asynchronous), seen
+	// as a socket count that is not the node's own.
 	scriptBeat = redis.NewScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[2] or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+if tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '-1') ~= tonumber(ARGV[3]) then return 0 end
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
 return 1`)

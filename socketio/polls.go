@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"sync"
@@ -69,6 +70,12 @@ type pollWriter struct {
 	header   http.Header // upstream's headers, copied on its first write
 	owner    int         // 0 nobody yet, 1 upstream, 2 herald
 	finished bool        // the handler returned; later writes are dropped
+
+	// hold keeps a handshake's response until the handler returns, when
+	// the Socket.IO layer listens to the new connection (see gate.go).
+	hold     bool
+	heldCode int
+	held     bytes.Buffer
 }
 
 func newPollWriter(w http.ResponseWriter, cancel context.CancelFunc) *pollWriter {
@@ -84,8 +91,14 @@ func (pw *pollWriter) Header() http.Header { return pw.header }
 // upstream write.
 func (pw *pollWriter) finish() {
 	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if pw.hold && pw.owner == 1 && !pw.finished {
+		if pw.heldCode != 0 {
+			pw.w.WriteHeader(pw.heldCode)
+		}
+		_, _ = pw.w.Write(pw.held.Bytes())
+	}
 	pw.finished = true
-	pw.mu.Unlock()
 }
 
 // claim makes upstream the owner unless herald already is or the handler
@@ -108,6 +121,10 @@ func (pw *pollWriter) WriteHeader(code int) {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	if pw.claim() {
+		if pw.hold {
+			pw.heldCode = code
+			return
+		}
 		pw.w.WriteHeader(code)
 	}
 }
@@ -118,13 +135,16 @@ func (pw *pollWriter) Write(b []byte) (int, error) {
 	if !pw.claim() {
 		return len(b), nil
 	}
+	if pw.hold {
+		return pw.held.Write(b)
+	}
 	return pw.w.Write(b)
 }
 
 func (pw *pollWriter) Flush() {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
-	if pw.owner == 1 && !pw.finished {
+	if pw.owner == 1 && !pw.finished && !pw.hold {
 		if f, ok := pw.w.(http.Flusher); ok {
 			f.Flush()
 		}

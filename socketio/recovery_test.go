@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +36,14 @@ func recoveryNodes(t *testing.T, client redis.UniversalClient) (a, b *testServer
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = broker.Close(context.Background()) })
-		ts := startServer(t, socketio.Config{Verifier: v, Broker: broker, Recovery: time.Minute})
+		logs := &syncLogBuf{}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("server logs:\n%s", logs.String())
+			}
+		})
+		ts := startServer(t, socketio.Config{Verifier: v, Broker: broker, Recovery: time.Minute,
+			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		ts.secret = secret
 		eventually(t, "stream reader", func() bool { return broker.Metrics().SubscriptionUp })
 		return ts
@@ -236,4 +245,21 @@ func TestRecoveryConfig(t *testing.T) {
 			t.Errorf("New(Recovery %v) = %v, want ErrInvalidConfig", cfg.Recovery, err)
 		}
 	}
+}
+
+type syncLogBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncLogBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLogBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

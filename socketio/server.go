@@ -113,6 +113,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.engine = s.io.ServeHandler(nil)
+	// After Socket.IO's own listener: see gate.go.
+	if err := s.io.Engine().On("connection", openGates); err != nil {
+		return nil, fmt.Errorf("socketio: register engine connection handler: %w", err)
+	}
 	s.io.Use(s.authenticate)
 	if err := s.io.On("connection", func(args ...any) {
 		if raw, ok := firstArg[*socket.Socket](args); ok {
@@ -210,12 +214,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if q.Get("transport") != TransportPolling {
+		if q.Get("sid") == "" {
+			w, r = withGate(w, r) // a new WebSocket connection: see gate.go
+		}
 		s.engine.ServeHTTP(w, r)
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	pw := newPollWriter(w, cancel)
+	pw.hold = q.Get("sid") == "" // a handshake: see gate.go
 	defer pw.finish()
 	if sid := q.Get("sid"); sid != "" && r.Method == http.MethodGet {
 		s.polls.add(sid, pw)
@@ -326,6 +334,13 @@ func (s *Server) onConnection(raw *socket.Socket) {
 		reason, _ := firstArg[string](args)
 		s.onDisconnect(sock, reason)
 	})
+	if conn := raw.Conn(); raw.Connected() && conn != nil && conn.ReadyState() == "closed" {
+		// Upstream gap: a connection that closed while the socket was
+		// joining its namespace (before its client listed it) never tells
+		// the socket, which would stay connected forever. Close it here;
+		// the disconnect listener above does the rest.
+		raw.Disconnect(false)
+	}
 	if !raw.Connected() {
 		s.onDisconnect(sock, "transport close")
 		return

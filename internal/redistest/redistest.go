@@ -11,7 +11,8 @@
 // on the port is the process it started.
 //
 // StartCluster runs several servers in cluster mode and forms a Redis
-// Cluster of masters from them (see Cluster).
+// Cluster of masters from them (see Cluster). StartSentinel runs a master,
+// a replica and Redis Sentinel, for failover tests (see Sentinel).
 //
 // Concurrency: one goroutine per started process waits for it to exit; it
 // ends when the process does, and Kill (registered with t.Cleanup) waits for

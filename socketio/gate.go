@@ -1,0 +1,117 @@
+package socketio
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+)
+
+// Upstream gap (servers/engine v3.0.5): a new connection's OPEN packet goes
+// out before the Socket.IO layer listens to the connection. The engine
+// socket is built (and the OPEN packet queued) first, and only then is the
+// "connection" event emitted, whose listener attaches the Socket.IO client.
+// A client that answers OPEN at once with its CONNECT packet, as
+// socket.io-client does, can be faster: the engine reads the packet, emits
+// it to no listener, and the client waits for an answer until
+// connectTimeout closes the connection. herald closes that window:
+//
+//   - WebSocket: the hijacked connection's reads wait until herald's own
+//     "connection" listener, registered after Socket.IO's, has run;
+//   - long-polling: the handshake response (the OPEN packet) is held until
+//     the handshake handler returns, which is after the "connection" event.
+//
+// TestConnectRightAfterOpen sends CONNECT as soon as OPEN arrives, many
+// times over.
+
+// gateTimeout bounds how long reads wait for a connection event that never
+// comes (the handshake failed after the upgrade); the connection is then
+// left to upstream as it is.
+const gateTimeout = 10 * time.Second
+
+type gateKey struct{}
+
+// connGate opens once the Socket.IO layer listens to a new connection.
+type connGate struct {
+	ch     chan struct{}
+	once   sync.Once
+	opened atomic.Bool
+}
+
+func newConnGate() *connGate { return &connGate{ch: make(chan struct{})} }
+
+func (g *connGate) open() {
+	g.once.Do(func() {
+		g.opened.Store(true)
+		close(g.ch)
+	})
+}
+
+func (g *connGate) wait() {
+	if g.opened.Load() {
+		return
+	}
+	t := time.NewTimer(gateTimeout)
+	defer t.Stop()
+	select {
+	case <-g.ch:
+	case <-t.C:
+	}
+}
+
+// openGates is herald's engine "connection" listener: registered after
+// Socket.IO's, it runs once the new connection has its Socket.IO client.
+func openGates(args ...any) {
+	sock, ok := firstArg[engine.Socket](args)
+	if !ok || sock.Request() == nil || sock.Request().Request() == nil {
+		return
+	}
+	if g, ok := sock.Request().Request().Context().Value(gateKey{}).(*connGate); ok {
+		g.open()
+	}
+}
+
+// withGate returns r carrying a new gate, and w wrapped so that the
+// WebSocket it hijacks waits for that gate before reading.
+func withGate(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
+	g := newConnGate()
+	return &gatedWriter{ResponseWriter: w, gate: g}, r.WithContext(context.WithValue(r.Context(), gateKey{}, g))
+}
+
+type gatedWriter struct {
+	http.ResponseWriter
+	gate *connGate
+}
+
+// Hijack hands upstream's WebSocket library a connection whose reads wait
+// for the gate.
+func (w *gatedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		// The client sent data before the handshake finished: leave the
+		// connection as it is (the WebSocket library refuses it).
+		return conn, brw, nil
+	}
+	gc := &gatedConn{Conn: conn, gate: w.gate}
+	return gc, bufio.NewReadWriter(bufio.NewReader(gc), brw.Writer), nil
+}
+
+func (w *gatedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type gatedConn struct {
+	net.Conn
+	gate *connGate
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	c.gate.wait()
+	return c.Conn.Read(p)
+}
