@@ -1,132 +1,27 @@
 package nodeclient_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"os/exec"
 	"reflect"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/herald-rt/herald/internal/nodeclient"
-	"github.com/herald-rt/herald/internal/testenv"
+	"github.com/herald-rt/herald/internal/redistest"
 )
 
-// startRedis runs a redis-server of its own on a free loopback port (never
-// the system one on 6379), without persistence, killed at t's cleanup, and
+// startRedis runs a redis-server of its own (internal/redistest) and
 // returns its URL.
 func startRedis(t *testing.T) string {
 	t.Helper()
-	bin := testenv.RequireRedis(t)
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		url, err := tryRedis(t, bin, port)
-		if err == nil {
-			return url
-		}
-		lastErr = err // most likely the port was taken meanwhile
-	}
-	t.Fatalf("redis-server: %v", lastErr)
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func tryRedis(t *testing.T, bin string, port int) (string, error) {
-	t.Helper()
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	var output lockedBuffer
-	cmd.Stdout = &output
-	cmd.Stderr = &output
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return "", errors.Join(errors.New("redis-server exited: "+output.String()), err)
-		default:
-		}
-		if pingRedis(addr) {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", errors.New("redis-server did not answer PING within 10s: " + output.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("redis-server output:\n%s", output.String())
-		}
-	})
-	return "redis://" + addr, nil
-}
-
-func pingRedis(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.TrimSpace(line) == "+PONG"
+	return redistest.Start(t).URL()
 }
 
 // sameJSON reports whether the JSON values a and b are equal (key order and

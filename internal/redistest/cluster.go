@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-rt/herald/internal/testenv"
 )
 
 // ClusterReadyTimeout bounds how long StartCluster and Cluster.WaitOK wait
@@ -353,7 +355,7 @@ func freeClusterPort() (int, error) {
 	for attempt := range clusterPortAttempts {
 		var port int
 		if attempt < clusterPortAttempts/2 {
-			p, err := freePort()
+			p, err := testenv.FreePort()
 			if err != nil {
 				return 0, err
 			}

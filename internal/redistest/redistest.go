@@ -81,7 +81,7 @@ type config struct {
 	// dirArgs, when set, returns arguments for the server's working
 	// directory; they go before args, so that WithArgs wins over them.
 	dirArgs func(dir string) []string
-	// pickPort picks the port of each start attempt; nil means freePort.
+	// pickPort picks the port of each start attempt; nil means testenv.FreePort.
 	pickPort func() (int, error)
 
 	// Set by StartSentinel for its sentinels (see sentinelNode).
@@ -146,7 +146,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	t.Cleanup(s.Kill)
 
-	pick := freePort
+	pick := testenv.FreePort
 	if s.cfg.pickPort != nil {
 		pick = s.cfg.pickPort
 	}
@@ -316,7 +316,7 @@ func (s *Server) kill() {
 // deadline. It returns errPortInUse when the server could not bind the port.
 func (s *Server) run(deadline time.Time) (*process, error) {
 	logPath := filepath.Join(s.dir, "redis.log")
-	logStart := fileSize(logPath)
+	logStart := testenv.FileSize(logPath)
 	out, err := os.OpenFile(filepath.Join(s.dir, "redis.out"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
@@ -347,7 +347,7 @@ func (s *Server) run(deadline time.Time) (*process, error) {
 	cmd.Dir = s.dir
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr(syscall.SIGKILL)
+	cmd.SysProcAttr = testenv.ChildProcAttr(syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("redistest: %w", err)
@@ -366,13 +366,13 @@ func (s *Server) run(deadline time.Time) (*process, error) {
 	p.signal(syscall.SIGKILL)
 	<-p.done
 	if errors.Is(err, errExited) {
-		log := readFrom(logPath, logStart)
+		log := testenv.ReadFrom(logPath, logStart)
 		if strings.Contains(log, "Address already in use") {
 			return nil, fmt.Errorf("%w: %s", errPortInUse, s.Addr())
 		}
-		return nil, fmt.Errorf("%w (%v); log:\n%s%s", err, p.err, log, readFrom(out.Name(), 0))
+		return nil, fmt.Errorf("%w (%v); log:\n%s%s", err, p.err, log, testenv.ReadFrom(out.Name(), 0))
 	}
-	return nil, fmt.Errorf("%w; log:\n%s", err, readFrom(logPath, logStart))
+	return nil, fmt.Errorf("%w; log:\n%s", err, testenv.ReadFrom(logPath, logStart))
 }
 
 // exited reports whether the process has exited and been reaped.
@@ -511,37 +511,4 @@ func parsePID(info string) (int, error) {
 		}
 	}
 	return 0, errors.New("INFO server has no process_id")
-}
-
-// freePort returns a 127.0.0.1 TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("redistest: pick a port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("redistest: pick a port: %w", err)
-	}
-	return port, nil
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// readFrom returns the file from offset on, or a note saying why it cannot.
-func readFrom(path string, offset int64) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	if offset > int64(len(data)) {
-		offset = 0
-	}
-	return string(data[offset:])
 }

@@ -136,7 +136,7 @@ func StartNginx(t testing.TB, conf NginxConfig) *Nginx {
 	ctx, cancel := context.WithTimeout(context.Background(), nginxStartTimeout)
 	defer cancel()
 	for attempt := 0; attempt < nginxStartAttempts; attempt++ {
-		if n.port, err = freePort(); err != nil {
+		if n.port, err = FreePort(); err != nil {
 			break
 		}
 		if err = os.WriteFile(n.confPath(), []byte(n.render(conf, userLine)), 0o600); err != nil {
@@ -244,7 +244,7 @@ func (n *Nginx) test(ctx context.Context, bin string) error {
 // returns errNginxPortInUse when nginx could not bind the port.
 func (n *Nginx) start(ctx context.Context, bin string) error {
 	errLog := filepath.Join(n.dir, "error.log")
-	logStart := fileSize(errLog)
+	logStart := FileSize(errLog)
 	out, err := os.OpenFile(filepath.Join(n.dir, "nginx.out"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("testenv: nginx: %w", err)
@@ -255,7 +255,7 @@ func (n *Nginx) start(ctx context.Context, bin string) error {
 	cmd.Stderr = out
 	// Its own process group, so Stop can kill the workers too. Should the
 	// test binary die, SIGQUIT makes the master stop its workers and exit.
-	cmd.SysProcAttr = sysProcAttr(syscall.SIGQUIT)
+	cmd.SysProcAttr = ChildProcAttr(syscall.SIGQUIT)
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return fmt.Errorf("testenv: nginx: %w", err)
@@ -279,7 +279,7 @@ func (n *Nginx) start(ctx context.Context, bin string) error {
 	n.mu.Lock()
 	n.cmd, n.done = nil, nil
 	n.mu.Unlock()
-	log := readFrom(errLog, logStart)
+	log := ReadFrom(errLog, logStart)
 	if strings.Contains(log, "Address already in use") {
 		return fmt.Errorf("%w: %s", errNginxPortInUse, n.Addr())
 	}
@@ -376,43 +376,7 @@ func nginxUser() (string, error) {
 	return fmt.Sprintf("user %s %s;\n", u.Username, g.Name), nil
 }
 
-// freePort returns a 127.0.0.1 TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("testenv: pick a port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("testenv: pick a port: %w", err)
-	}
-	return port, nil
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// readFrom returns the file from offset on, or a note saying why it cannot.
-func readFrom(path string, offset int64) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return ""
-		}
-		return fmt.Sprintf("(%v)\n", err)
-	}
-	if offset > int64(len(data)) {
-		offset = 0
-	}
-	return string(data[offset:])
-}
-
-func readOrNote(path string) string { return readFrom(path, 0) }
+func readOrNote(path string) string { return ReadFrom(path, 0) }
 
 // numberLines prefixes every line with its number, as nginx -t cites them.
 func numberLines(s string) string {
