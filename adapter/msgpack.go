@@ -467,36 +467,26 @@ func (r *mpReader) peekNil() bool {
 	return false
 }
 
-func (r *mpReader) arrayLen() (int, error) {
-	c, err := r.byte1()
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case c&0xf0 == 0x90:
-		return int(c & 0x0f), nil
-	case c == 0xdc:
-		return r.length(2)
-	case c == 0xdd:
-		return r.length(4)
-	}
-	return 0, malformed("msgpack: array expected, got 0x%02x", c)
-}
+func (r *mpReader) arrayLen() (int, error) { return r.containerLen(0x90, 0xdc, "array") }
 
-func (r *mpReader) mapLen() (int, error) {
+func (r *mpReader) mapLen() (int, error) { return r.containerLen(0x80, 0xde, "map") }
+
+// containerLen reads the header of an array or map: fix is the fixarray or
+// fixmap prefix, len16 the 16-bit form (the 32-bit form follows it).
+func (r *mpReader) containerLen(fix, len16 byte, what string) (int, error) {
 	c, err := r.byte1()
 	if err != nil {
 		return 0, err
 	}
 	switch {
-	case c&0xf0 == 0x80:
+	case c&0xf0 == fix:
 		return int(c & 0x0f), nil
-	case c == 0xde:
+	case c == len16:
 		return r.length(2)
-	case c == 0xdf:
+	case c == len16+1:
 		return r.length(4)
 	}
-	return 0, malformed("msgpack: map expected, got 0x%02x", c)
+	return 0, malformed("msgpack: %s expected, got 0x%02x", what, c)
 }
 
 func (r *mpReader) str() (string, error) {
