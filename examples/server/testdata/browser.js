@@ -127,6 +127,10 @@ async function run(url, screenshot) {
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`screenshot: ${screenshot}`);
 
+    // Closing a page is seen at once on a WebSocket; a long-polling client
+    // that vanishes is only noticed when its heartbeat times out (45 s).
+    // Under load the upgrade can take a moment: wait for it.
+    await bob.page.waitForSelector('#transport:has-text("via websocket")');
     await bob.context.close();
     await page.waitForSelector('#online li[data-user-id="bob"]', { state: 'detached' });
     console.log('alice sees bob go offline');
