@@ -328,18 +328,28 @@ func (l *streamLog) hold(ctx context.Context, offset string) (string, func(), er
 	pos := l.last
 	l.mu.Unlock()
 	var once sync.Once
-	var timer *time.Timer
+	timer := make(chan *time.Timer, 1)
 	release := func() {
 		once.Do(func() {
-			timer.Stop()
+			stopTimer(timer)
 			l.mu.Lock()
 			l.holds--
 			l.cond.Broadcast()
 			l.mu.Unlock()
 		})
 	}
-	timer = time.AfterFunc(restoreHold, release)
+	timer <- time.AfterFunc(restoreHold, release)
 	return pos, release, nil
+}
+
+// stopTimer stops the timer sent on ch, if it was sent (the channel orders
+// the timer's creation before its use by its own callback).
+func stopTimer(ch chan *time.Timer) {
+	select {
+	case t := <-ch:
+		t.Stop()
+	default:
+	}
 }
 
 // missed returns the broadcasts in (offset, pos] that the session's rooms

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/herald-rt/herald/adapter"
 )
@@ -142,5 +143,94 @@ func TestMemoryBroker(t *testing.T) {
 	}
 	if err := b.Publish(ctx, adapter.Message{}); !errors.Is(err, adapter.ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
+	}
+}
+
+func TestRecoveringMemoryBroker(t *testing.T) {
+	ctx := context.Background()
+	b := adapter.NewRecoveringMemoryBroker(5)
+	var mu sync.Mutex
+	var got []adapter.Message
+	if err := b.Subscribe(func(m adapter.Message) { mu.Lock(); got = append(got, m); mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	pub := func(rooms []string, event string) string {
+		t.Helper()
+		if err := b.Publish(ctx, adapter.Message{Rooms: rooms, Event: event, Args: []json.RawMessage{[]byte(`1`)}}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return got[len(got)-1].Offset
+	}
+	seen := pub([]string{"user:1"}, "seen")
+	sess := adapter.Session{SocketID: "s1", PID: "p1", Rooms: []string{"s1", "user:1"}}
+	if err := b.SaveSession(ctx, sess, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	pub([]string{"user:1"}, "m1")
+	pub([]string{"user:2"}, "other")
+	pub(nil, "m2")
+
+	// A restore not taken up gives the session back.
+	_, _, done, err := b.RestoreSession(ctx, "p1", seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(false)
+	s, missed, done, err := b.RestoreSession(ctx, "p1", seen)
+	if err != nil || s.SocketID != "s1" {
+		t.Fatalf("restore = %+v, %v", s, err)
+	}
+	var names []string
+	for _, m := range missed {
+		names = append(names, m.Event)
+	}
+	if !slices.Equal(names, []string{"m1", "m2"}) {
+		t.Errorf("missed = %v, want m1 m2", names)
+	}
+	// Held: a publish waits until done.
+	published := make(chan struct{})
+	go func() {
+		pub(nil, "after")
+		close(published)
+	}()
+	select {
+	case <-published:
+		t.Fatal("published while a restore held delivery")
+	case <-time.After(100 * time.Millisecond):
+	}
+	done(true)
+	<-published
+	if _, _, _, err := b.RestoreSession(ctx, "p1", seen); !errors.Is(err, adapter.ErrNoSession) {
+		t.Errorf("second restore = %v, want ErrNoSession", err)
+	}
+	// The log keeps 5 messages: "seen" was pushed out.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.SaveSession(ctx, adapter.Session{SocketID: "s2", PID: "p2"}, time.Minute))
+	pub(nil, "x")
+	pub(nil, "y")
+	for _, off := range []string{seen, "garbage", "0-999", ""} {
+		if _, _, _, err := b.RestoreSession(ctx, "p2", off); !errors.Is(err, adapter.ErrNoSession) {
+			t.Errorf("restore from %q = %v, want ErrNoSession", off, err)
+		}
+	}
+	// Expired sessions are gone.
+	must(b.SaveSession(ctx, adapter.Session{SocketID: "s3", PID: "p3"}, time.Millisecond))
+	time.Sleep(5 * time.Millisecond)
+	if _, _, _, err := b.RestoreSession(ctx, "p3", pub(nil, "z")); !errors.Is(err, adapter.ErrNoSession) {
+		t.Errorf("restore of an expired session = %v", err)
+	}
+	if err := b.SaveSession(ctx, adapter.Session{}, time.Minute); err == nil {
+		t.Error("empty session accepted")
+	}
+	must(b.Close(ctx))
+	if err := b.Publish(ctx, adapter.Message{Event: "e"}); !errors.Is(err, adapter.ErrClosed) {
+		t.Errorf("Publish after Close = %v", err)
 	}
 }

@@ -104,7 +104,9 @@ type Config struct {
 	// missed, in order (socket.recovered is true). The handshake token is
 	// verified again before anything is replayed. 0 (the default)
 	// disables it. It needs a Broker that keeps a log of its messages
-	// (adapter.Recoverer: adapter.RedisBroker in streams mode).
+	// (adapter.Recoverer): with a nil Broker, a single node keeps the last
+	// messages in memory (adapter.RecoveringMemoryBroker); a cluster needs
+	// adapter.RedisBroker in streams mode.
 	Recovery time.Duration
 
 	// OnPresence is called once per user transition between offline and
@@ -190,14 +192,17 @@ func (c Config) normalize() (Config, error) {
 			bad("AllowedOrigins: %q is not scheme://host[:port]", o)
 		}
 	}
-	if c.Broker == nil {
+	switch {
+	case c.Broker == nil && c.Recovery > 0:
+		c.Broker = adapter.NewRecoveringMemoryBroker(0)
+	case c.Broker == nil:
 		c.Broker = adapter.NewMemoryBroker()
 	}
 	switch _, logs := c.Broker.(adapter.Recoverer); {
 	case c.Recovery < 0:
 		bad("Recovery: %v is negative", c.Recovery)
 	case c.Recovery > 0 && !logs:
-		bad("Recovery: the Broker keeps no log to recover from (use adapter.RedisBroker in streams mode)")
+		bad("Recovery: the Broker keeps no log to recover from (leave Broker nil on a single node, or use adapter.RedisBroker in streams mode)")
 	case c.Recovery > 0 && c.Recovery < time.Second:
 		bad("Recovery: %v is shorter than a second", c.Recovery)
 	}

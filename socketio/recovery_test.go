@@ -17,6 +17,7 @@ import (
 	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/auth"
 	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/nodeclient"
 	"github.com/herald-rt/herald/internal/redistest"
 	"github.com/herald-rt/herald/socketio"
 )
@@ -236,8 +237,9 @@ func TestRecovery(t *testing.T) {
 
 func TestRecoveryConfig(t *testing.T) {
 	for _, cfg := range []socketio.Config{
-		{Recovery: time.Minute}, // in-memory broker: no log
+		{Recovery: time.Minute, Broker: adapter.NewMemoryBroker()}, // a broker without a log
 		{Recovery: -time.Second},
+		{Recovery: time.Millisecond},
 	} {
 		v, _ := auth.NewVerifier(auth.Config{Keys: []auth.Key{{Algorithm: "HS256", Secret: []byte("0123456789abcdef0123")}}})
 		cfg.Verifier = v
@@ -262,4 +264,50 @@ func (s *syncLogBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestRecoverySingleNode: one node, no Redis (the in-memory log), with the
+// real socket.io-client: after a drop the client reconnects with
+// socket.recovered and receives what was emitted meanwhile, in order.
+func TestRecoverySingleNode(t *testing.T) {
+	for _, transport := range []string{"websocket", "polling"} {
+		t.Run(transport, func(t *testing.T) {
+			ts := startServer(t, socketio.Config{Recovery: time.Minute})
+			ctx := testCtx(t, 30*time.Second)
+			c := nodeclient.Start(t, nodeclient.Options{
+				URL: ts.URL, Transports: []string{transport}, Reconnection: true,
+				Auth:  map[string]any{"token": ts.token(t, "alice")},
+				Extra: map[string]any{"reconnectionDelay": 500, "reconnectionDelayMax": 500, "randomizationFactor": 0},
+			})
+			first, err := c.WaitType(ctx, "connect")
+			must(t, err)
+			if _, err := c.WaitEvent(ctx, "authenticated"); err != nil {
+				t.Fatal(err)
+			}
+			must(t, ts.EmitToUser(ctx, "alice", events.JobProgress, events.JobProgressPayload{JobID: "seen"}))
+			if _, err := c.WaitEvent(ctx, "job_progress"); err != nil {
+				t.Fatal(err)
+			}
+			must(t, c.Send(map[string]any{"cmd": "drop"}))
+			if _, err := c.WaitType(ctx, "disconnect"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "socket gone", func() bool { return ts.SocketCount() == 0 })
+			for i := range 5 {
+				must(t, ts.EmitToUser(ctx, "alice", events.JobProgress, events.JobProgressPayload{JobID: fmt.Sprint("missed", i), Progress: i}))
+			}
+			m, err := c.WaitType(ctx, "connect")
+			must(t, err)
+			if !m.Recovered || m.ID != first.ID {
+				t.Fatalf("reconnected as %s, want socket %s recovered", m.Raw, first.ID)
+			}
+			for i := range 5 {
+				m, err := c.WaitEvent(ctx, "job_progress")
+				must(t, err)
+				if p := decodeArg[events.JobProgressPayload](t, m); p.JobID != fmt.Sprint("missed", i) {
+					t.Fatalf("replayed event %d = %+v", i, p)
+				}
+			}
+		})
+	}
 }

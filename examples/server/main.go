@@ -18,7 +18,8 @@
 //	HERALD_NODE_TTL    how long a crashed node's users stay online
 //	                   (Go duration, default 15s)
 //	HERALD_RECOVERY    connection-state recovery window (Go duration, e.g.
-//	                   2m; needs HERALD_REDIS_MODE=streams; default off)
+//	                   2m; default off); a cluster needs
+//	                   HERALD_REDIS_MODE=streams
 package main
 
 import (
@@ -62,6 +63,12 @@ func run() error {
 			return err
 		}
 	}
+	if d := os.Getenv("HERALD_RECOVERY"); d != "" {
+		var err error
+		if cfg.Recovery, err = time.ParseDuration(d); err != nil {
+			return fmt.Errorf("HERALD_RECOVERY: %w", err)
+		}
+	}
 	redisAddr := ""
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opts, err := redis.ParseURL(url)
@@ -76,11 +83,6 @@ func run() error {
 		defer client.Close()
 		cfg.Redis = client
 		cfg.RedisMode = adapter.RedisMode(os.Getenv("HERALD_REDIS_MODE"))
-		if d := os.Getenv("HERALD_RECOVERY"); d != "" {
-			if cfg.Recovery, err = time.ParseDuration(d); err != nil {
-				return fmt.Errorf("HERALD_RECOVERY: %w", err)
-			}
-		}
 		if ttl := os.Getenv("HERALD_NODE_TTL"); ttl != "" {
 			if cfg.NodeTTL, err = time.ParseDuration(ttl); err != nil {
 				return fmt.Errorf("HERALD_NODE_TTL: %w", err)
