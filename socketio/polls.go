@@ -3,6 +3,8 @@ package socketio
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"io"
 	"net/http"
 	"sync"
 )
@@ -171,4 +173,90 @@ func (pw *pollWriter) closeSession() {
 		// buffers while upstream still writes.
 		pw.cancel()
 	}
+}
+
+// Upstream gaps on long-polling requests of an open session (servers/engine
+// v3.0.5), which the reference server handles by closing the session:
+//   - a second GET while one is parked hangs both (Node answers 400 and
+//     closes the session, whose parked GET gets the close packet);
+//   - a POST whose payload is not Engine.IO packets ("abc") is answered
+//     "ok" and ignored;
+//   - a POST larger than maxHttpBufferSize leaves the session open.
+// guardPoll checks a request before upstream sees it; it answers the
+// request and closes the session itself, and reports false, when the
+// request must not go further.
+func (s *Server) guardPoll(w http.ResponseWriter, r *http.Request, sid string) bool {
+	conn, ok := s.io.Engine().Clients().Load(sid)
+	if !ok || conn.Transport() == nil || conn.Transport().Name() != TransportPolling {
+		return true // upstream answers unknown or upgraded sessions itself
+	}
+	switch r.Method {
+	case http.MethodGet:
+		if !s.polls.parked(sid) {
+			return true
+		}
+		s.log.Debug("overlapping polls: closing the session", "sid", sid)
+		s.closeEngine(conn)
+		writeEngineError(w, http.StatusBadRequest)
+		return false
+	case http.MethodPost:
+		limit := s.cfg.MaxHTTPBufferSize
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			writeEngineError(w, http.StatusBadRequest)
+			return false
+		}
+		if int64(len(body)) > limit {
+			s.log.Debug("polling payload too large: closing the session", "sid", sid)
+			s.closeEngine(conn)
+			writeEngineError(w, http.StatusRequestEntityTooLarge)
+			return false
+		}
+		if !validPayload(body) {
+			s.log.Debug("invalid polling payload: closing the session", "sid", sid)
+			s.closeEngine(conn)
+			writeEngineError(w, http.StatusBadRequest)
+			return false
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	return true
+}
+
+// validPayload reports whether body is Engine.IO v4 packets separated by
+// the record separator: each a type digit 0-6 and its data, or "b" and
+// base64.
+func validPayload(body []byte) bool {
+	if len(body) == 0 {
+		return false
+	}
+	for _, p := range bytes.Split(body, []byte{0x1e}) {
+		switch {
+		case len(p) == 0:
+			return false
+		case p[0] >= '0' && p[0] <= '6':
+		case p[0] == 'b':
+			if _, err := base64.StdEncoding.DecodeString(string(p[1:])); err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// writeEngineError answers as the reference server does.
+func writeEngineError(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(`{"code":3,"message":"Bad request"}`))
+}
+
+// parked reports whether a GET of sid is waiting for data.
+func (p *pendingPolls) parked(sid string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.polls[sid]) > 0
 }

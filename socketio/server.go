@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -218,6 +219,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w, r = withGate(w, r) // a new WebSocket connection: see gate.go
 		}
 		s.engine.ServeHTTP(w, r)
+		return
+	}
+	if sid := q.Get("sid"); sid != "" && !s.guardPoll(w, r, sid) {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -491,6 +495,11 @@ func (s *Server) closeConn(raw *socket.Socket) {
 		raw.Disconnect(true)
 		return
 	}
+	s.closeEngine(conn)
+}
+
+// closeEngine closes an Engine.IO connection, as closeConn.
+func (s *Server) closeEngine(conn engine.Socket) {
 	sid := conn.Id()
 	if tr := conn.Transport(); tr == nil || tr.Name() != TransportPolling {
 		conn.Close(false)

@@ -1,0 +1,349 @@
+package socketio_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/herald-rt/herald/socketio"
+)
+
+// Raw Engine.IO v4 / Socket.IO v5 packets against herald, checked against
+// what the reference Node.js server does.
+
+func pollURL(ts *testServer, query string) string {
+	return ts.URL + "/socket.io/?" + query
+}
+
+func httpDo(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// pollHandshake opens a polling session and returns its sid.
+func pollHandshake(t *testing.T, ts *testServer) string {
+	t.Helper()
+	code, body := httpDo(t, http.MethodGet, pollURL(ts, "EIO=4&transport=polling"), "")
+	if code != http.StatusOK || !strings.HasPrefix(body, "0") {
+		t.Fatalf("handshake = %d %q", code, body)
+	}
+	var open struct{ Sid string }
+	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil || open.Sid == "" {
+		t.Fatalf("open packet %q: %v", body, err)
+	}
+	return open.Sid
+}
+
+func TestProtocolHandshake(t *testing.T) {
+	ts := startServer(t, socketio.Config{})
+	code, body := httpDo(t, http.MethodGet, pollURL(ts, "EIO=4&transport=polling"), "")
+	if code != http.StatusOK || !strings.HasPrefix(body, "0{") {
+		t.Fatalf("handshake = %d %q", code, body)
+	}
+	var open map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range open {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"}; !slices.Equal(keys, want) {
+		t.Errorf("open packet keys = %v, want exactly %v", keys, want)
+	}
+	for _, tc := range []struct{ name, method, query string }{
+		{"no EIO", http.MethodGet, "transport=polling"},
+		{"EIO 3", http.MethodGet, "EIO=3&transport=polling"},
+		{"EIO abc", http.MethodGet, "EIO=abc&transport=polling"},
+		{"no transport", http.MethodGet, "EIO=4"},
+		{"bad transport", http.MethodGet, "EIO=4&transport=carrier-pigeon"},
+		{"handshake as POST", http.MethodPost, "EIO=4&transport=polling"},
+		{"handshake as PUT", http.MethodPut, "EIO=4&transport=polling"},
+		{"unknown sid", http.MethodGet, "EIO=4&transport=polling&sid=nope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := httpDo(t, tc.method, pollURL(ts, tc.query), ""); code != http.StatusBadRequest {
+				t.Errorf("%s ?%s = %d %q, want 400", tc.method, tc.query, code, body)
+			}
+		})
+	}
+}
+
+func TestProtocolPolling(t *testing.T) {
+	ts := startServer(t, socketio.Config{})
+	tok := ts.token(t, "alice")
+
+	t.Run("batched CONNECT and events", func(t *testing.T) {
+		sid := pollHandshake(t, ts)
+		url := pollURL(ts, "EIO=4&transport=polling&sid="+sid)
+		if code, body := httpDo(t, http.MethodPost, url, fmt.Sprintf(`40{"token":%q}`, tok)+"\x1e"+"3"); code != http.StatusOK || body != "ok" {
+			t.Fatalf("POST batch = %d %q", code, body)
+		}
+		code, body := httpDo(t, http.MethodGet, url, "")
+		if code != http.StatusOK || !strings.HasPrefix(body, "40{") {
+			t.Fatalf("GET = %d %q, want the CONNECT answer", code, body)
+		}
+		// The client closes the session (Engine.IO CLOSE).
+		if code, body := httpDo(t, http.MethodPost, url, "1"); code != http.StatusOK {
+			t.Fatalf("POST close = %d %q", code, body)
+		}
+	})
+
+	t.Run("invalid packet closes the session", func(t *testing.T) {
+		sid := pollHandshake(t, ts)
+		url := pollURL(ts, "EIO=4&transport=polling&sid="+sid)
+		code, body := httpDo(t, http.MethodPost, url, "abc")
+		if code == http.StatusOK && body == "ok" {
+			// Upstream accepts it; the session must be gone all the same.
+			t.Logf("POST abc answered %d %q", code, body)
+		}
+		if code, body := httpDo(t, http.MethodGet, url, ""); code != http.StatusBadRequest && body != "1" {
+			t.Errorf("after an invalid packet the session is alive: GET = %d %q", code, body)
+		}
+	})
+
+	t.Run("second concurrent GET", func(t *testing.T) {
+		sid := pollHandshake(t, ts)
+		url := pollURL(ts, "EIO=4&transport=polling&sid="+sid)
+		var wg sync.WaitGroup
+		var firstCode int
+		var firstBody string
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			firstCode, firstBody = httpDo(t, http.MethodGet, url, "")
+		}()
+		time.Sleep(200 * time.Millisecond) // the first GET is parked
+		if code, body := httpDo(t, http.MethodGet, url, ""); code != http.StatusBadRequest {
+			t.Errorf("second GET = %d %q, want 400", code, body)
+		}
+		wg.Wait()
+		if firstCode != http.StatusOK || firstBody != "1" {
+			t.Errorf("pending GET = %d %q, want 200 and the close packet 1", firstCode, firstBody)
+		}
+	})
+
+	t.Run("oversize POST closes the session", func(t *testing.T) {
+		sid := pollHandshake(t, ts)
+		url := pollURL(ts, "EIO=4&transport=polling&sid="+sid)
+		big := "4" + strings.Repeat("x", socketio.DefaultMaxHTTPBufferSize+10)
+		code, _ := httpDo(t, http.MethodPost, url, big)
+		if code == http.StatusOK {
+			t.Errorf("oversize POST accepted")
+		}
+		if code, body := httpDo(t, http.MethodGet, url, ""); code != http.StatusBadRequest && body != "1" {
+			t.Errorf("after an oversize POST the session is alive: GET = %d %q", code, body)
+		}
+	})
+}
+
+// rawWS opens a WebSocket session and returns the connection, past OPEN.
+func rawWS(t *testing.T, ts *testServer, sid string) *websocket.Conn {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+	if sid != "" {
+		url += "&sid=" + sid
+	}
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if sid == "" {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := conn.ReadMessage(); err != nil || msg[0] != '0' {
+			t.Fatalf("open: %q %v", msg, err)
+		}
+	}
+	return conn
+}
+
+// closedWithin reports whether the server closes conn within d (pings are
+// answered meanwhile).
+func closedWithin(conn *websocket.Conn, d time.Duration) (bool, []string) {
+	var seen []string
+	deadline := time.Now().Add(d)
+	for {
+		_ = conn.SetReadDeadline(deadline)
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			return time.Now().Before(deadline), seen
+		}
+		if string(msg) == "2" {
+			_ = conn.WriteMessage(websocket.TextMessage, []byte("3"))
+			continue
+		}
+		seen = append(seen, string(msg))
+	}
+}
+
+func TestProtocolUpgrade(t *testing.T) {
+	ts := startServer(t, socketio.Config{})
+	sid := pollHandshake(t, ts)
+	url := pollURL(ts, "EIO=4&transport=polling&sid="+sid)
+	type result struct {
+		code int
+		body string
+	}
+	parked := make(chan result, 1)
+	go func() {
+		c, b := httpDo(t, http.MethodGet, url, "")
+		parked <- result{c, b}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	ws := rawWS(t, ts, sid)
+	must(t, ws.WriteMessage(websocket.TextMessage, []byte("2probe")))
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "3probe" {
+		t.Fatalf("probe answer %q %v", msg, err)
+	}
+	select {
+	case r := <-parked:
+		if r.code != http.StatusOK || r.body != "6" {
+			t.Errorf("pending poll during the upgrade = %d %q, want the noop 6", r.code, r.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("pending poll not answered during the upgrade")
+	}
+	must(t, ws.WriteMessage(websocket.TextMessage, []byte("5")))
+	time.Sleep(100 * time.Millisecond)
+	if code, body := httpDo(t, http.MethodGet, url, ""); code != http.StatusBadRequest {
+		t.Errorf("poll after the upgrade = %d %q, want 400", code, body)
+	}
+	// The upgraded session works: CONNECT over the WebSocket.
+	must(t, ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `40{"token":%q}`, ts.token(t, "alice"))))
+	if _, msg, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40{") {
+		t.Fatalf("CONNECT after upgrade: %q %v", msg, err)
+	}
+	// A second WebSocket for the same sid is refused.
+	url2 := "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket&sid=" + sid
+	if conn, resp, err := websocket.DefaultDialer.Dial(url2, nil); err == nil {
+		if closed, _ := closedWithin(conn, 3*time.Second); !closed {
+			t.Error("a second WebSocket for an upgraded sid stays open")
+		}
+		conn.Close()
+	} else if resp != nil && resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("second WebSocket: %v (%d)", err, resp.StatusCode)
+	}
+}
+
+func TestProtocolNamespaces(t *testing.T) {
+	ts := startServer(t, socketio.Config{ConnectTimeout: 500 * time.Millisecond})
+	tok := ts.token(t, "alice")
+
+	t.Run("unknown namespace", func(t *testing.T) {
+		ws := rawWS(t, ts, "")
+		must(t, ws.WriteMessage(websocket.TextMessage, []byte(`40/admin,`)))
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, msg, err := ws.ReadMessage()
+		if err != nil || string(msg) != `44/admin,{"message":"Invalid namespace"}` {
+			t.Errorf("unknown namespace answer = %q %v", msg, err)
+		}
+	})
+
+	t.Run("leaving keeps the session", func(t *testing.T) {
+		ws := rawWS(t, ts, "")
+		must(t, ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `40{"token":%q}`, tok)))
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40") {
+			t.Fatalf("CONNECT: %q %v", msg, err)
+		}
+		must(t, ws.WriteMessage(websocket.TextMessage, []byte("41")))
+		// Upstream handles DISCONNECT on the socket's queue, after a CONNECT
+		// sent right behind it (which then closes the connection: a known
+		// gap, not covered yet); wait until the socket is gone.
+		eventually(t, "socket gone", func() bool { return ts.SocketCount() == 0 })
+		// Still alive: connect again.
+		must(t, ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `40{"token":%q}`, tok)))
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				t.Fatalf("session closed after 41: %v", err)
+			}
+			if strings.HasPrefix(string(msg), "40") {
+				break
+			}
+		}
+	})
+
+	for _, tc := range []struct{ name, packet string }{
+		{"bad packet type", "4abc"},
+		{"event with an object", "42{}"},
+		{"bad ack id", "43x[]"},
+		{"ack without data", "43"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := rawWS(t, ts, "")
+			must(t, ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `40{"token":%q}`, tok)))
+			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, msg, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40") {
+				t.Fatalf("CONNECT: %q %v", msg, err)
+			}
+			must(t, ws.WriteMessage(websocket.TextMessage, []byte(tc.packet)))
+			if closed, seen := closedWithin(ws, 3*time.Second); !closed {
+				t.Errorf("%q did not close the connection (got %q)", tc.packet, seen)
+			}
+		})
+	}
+
+	t.Run("no CONNECT within connectTimeout", func(t *testing.T) {
+		ws := rawWS(t, ts, "")
+		if closed, _ := closedWithin(ws, 3*time.Second); !closed {
+			t.Error("a connection that joined no namespace stays open")
+		}
+	})
+
+	t.Run("oversize message", func(t *testing.T) {
+		ws := rawWS(t, ts, "")
+		must(t, ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `40{"token":%q}`, tok)))
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40") {
+			t.Fatalf("CONNECT: %q %v", msg, err)
+		}
+		big := `42["x","` + strings.Repeat("y", socketio.DefaultMaxHTTPBufferSize) + `"]`
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(big))
+		if closed, _ := closedWithin(ws, 3*time.Second); !closed {
+			t.Error("an oversize message did not close the connection")
+		}
+	})
+}
+
+func TestProtocolHeartbeat(t *testing.T) {
+	ts := startServer(t, socketio.Config{PingInterval: 300 * time.Millisecond, PingTimeout: 300 * time.Millisecond})
+	ws := rawWS(t, ts, "")
+	_ = ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, msg, err := ws.ReadMessage()
+	if err != nil || string(msg) != "2" {
+		t.Fatalf("no ping within pingInterval: %q %v", msg, err)
+	}
+	// Do not answer: the server closes after pingTimeout.
+	_ = ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break
+		}
+	}
+}
