@@ -182,6 +182,7 @@ func (pw *pollWriter) closeSession() {
 //   - a POST whose payload is not Engine.IO packets ("abc") is answered
 //     "ok" and ignored;
 //   - a POST larger than maxHttpBufferSize leaves the session open.
+//
 // guardPoll checks a request before upstream sees it; it answers the
 // request and closes the session itself, and reports false, when the
 // request must not go further.
