@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/herald-rt/herald/events"
 	"github.com/herald-rt/herald/socketio"
 )
 
@@ -345,5 +346,45 @@ func TestProtocolHeartbeat(t *testing.T) {
 		if _, _, err := ws.ReadMessage(); err != nil {
 			break
 		}
+	}
+}
+
+func TestProtocolPerMessageDeflate(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			ts := startServer(t, socketio.Config{PerMessageDeflate: on})
+			url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+			d := websocket.Dialer{EnableCompression: true}
+			conn, resp, err := d.Dial(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			got := strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+			if got != on {
+				t.Errorf("permessage-deflate negotiated = %v, want %v", got, on)
+			}
+			// Messages flow either way, a large one included.
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, msg, err := conn.ReadMessage(); err != nil || msg[0] != '0' {
+				t.Fatalf("open: %q %v", msg, err)
+			}
+			must(t, conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `40{"token":%q}`, ts.token(t, "alice"))))
+			if _, msg, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40") {
+				t.Fatalf("CONNECT: %q %v", msg, err)
+			}
+			// The greeting, then a 4 KiB event.
+			big := strings.Repeat("z", 4096)
+			must(t, ts.EmitToUser(testCtx(t, 5*time.Second), "alice", events.JobFailed, events.JobFailedPayload{JobID: "j", Error: big}))
+			for {
+				_, msg, err := conn.ReadMessage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(msg), big) {
+					break
+				}
+			}
+		})
 	}
 }

@@ -88,6 +88,9 @@ func New(cfg Config) (*Server, error) {
 	opts.SetConnectTimeout(cfg.ConnectTimeout)
 	opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
 	opts.SetAllowEIO3(false)
+	if cfg.PerMessageDeflate {
+		opts.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: 1024})
+	}
 	transports := types.NewSet[socket.TransportCtor]()
 	for _, t := range cfg.Transports {
 		switch t {
