@@ -6,8 +6,20 @@
 // Usage: node client.js '<json options>'
 //
 // Options: {url, path?, transports?, upgrade?, auth?, extraHeaders?, query?,
-// reconnection? (default false), timeout?, ...}. Every key except url is passed
-// to io() as is; forceNew is always true and reconnection defaults to false.
+// reconnection? (default false), timeout?, clientPackage?, authCallback?, ...}.
+// Every key except url, clientPackage and authCallback is passed to io() as
+// is; forceNew is always true and reconnection defaults to false.
+//   clientPackage: the npm package to require, default "socket.io-client";
+//     package.json pins older 4.x releases under aliases such as
+//     "socket.io-client-4.0" (see there).
+//   authCallback: true gives io() auth as a function (cb) => cb(latest),
+//     where latest is the auth option, then whatever setAuth set last; the
+//     client calls it on every (re)connection.
+//
+// Commands that need an API the chosen client lacks (socket.timeout() before
+// 4.4, socket.emitWithAck() and the ackTimeout option before 4.6) print an
+// {"type":"error"} line naming the API, with the command's "id" when it had
+// one, and do nothing else.
 //
 // Printed:
 //   {"type":"connect","id":..,"transport":"websocket|polling","recovered":bool}
@@ -19,11 +31,16 @@
 //   {"type":"reconnect_error","message":..} {"type":"reconnect_failed"}
 //   {"type":"ack","id":K,"args":[..]} {"type":"ack_error","id":K,"message":..}
 //   {"type":"count","event":..,"n":N,"inOrder":bool,"lastSeq":N|null}
-//   {"type":"error","message":..}
+//   {"type":"info","package":..,"version":..,"features":{timeout,emitWithAck,recovered}}
+//   {"type":"error","message":..,"id"?:K}
 //
 // Commands (stdin):
 //   {"cmd":"emit","event":..,"args":[..]}
 //   {"cmd":"emitWithAck","id":K,"event":..,"args":[..],"timeoutMs":T}
+//                                   (callback API; timeoutMs uses socket.timeout())
+//   {"cmd":"emitWithAckPromise","id":K,"event":..,"args":[..],"timeoutMs":T}
+//                                   (socket.emitWithAck(), 4.6+; prints ack or ack_error)
+//   {"cmd":"info"}
 //   {"cmd":"ack","seq":N,"args":[..]}
 //   {"cmd":"autoAck","event":..,"args":[..]}
 //   {"cmd":"countOnly","event":..}   (resets the counter of that event)
@@ -38,7 +55,6 @@
 "use strict";
 
 const readline = require("node:readline");
-const { io } = require("socket.io-client");
 
 // Writes to a pipe are synchronous on Linux, so every line is flushed at once.
 function out(obj) {
@@ -51,8 +67,20 @@ function out(obj) {
   process.stdout.write(line + "\n");
 }
 
-function fail(message) {
-  out({ type: "error", message: String(message) });
+function fail(message, id) {
+  const msg = { type: "error", message: String(message) };
+  if (id !== undefined && id !== null) {
+    msg.id = id;
+  }
+  out(msg);
+}
+
+// CommandError is a command that failed; id is the command's id, if any.
+class CommandError extends Error {
+  constructor(message, id) {
+    super(message);
+    this.id = id;
+  }
 }
 
 // binaryReplacer looks at this[key], the value before Buffer#toJSON ran.
@@ -108,7 +136,26 @@ try {
   process.exit(2);
 }
 
-const { url, ...ioOpts } = opts;
+const { url, clientPackage = "socket.io-client", authCallback = false, ...ioOpts } = opts;
+let io;
+let clientVersion;
+try {
+  if (typeof clientPackage !== "string" || !/^socket\.io-client(-[0-9][0-9.]*)?$/.test(clientPackage)) {
+    throw new Error(`clientPackage must be "socket.io-client" or an alias "socket.io-client-X.Y", got ${JSON.stringify(clientPackage)}`);
+  }
+  ({ io } = require(clientPackage));
+  clientVersion = require(`${clientPackage}/package.json`).version;
+  if (typeof io !== "function") {
+    throw new Error(`${clientPackage} exports no io()`);
+  }
+} catch (err) {
+  fail(`bad options: clientPackage: ${err.message}`);
+  process.exit(2);
+}
+let latestAuth = ioOpts.auth;
+if (authCallback) {
+  ioOpts.auth = (cb) => cb(latestAuth === undefined ? {} : latestAuth);
+}
 if (ioOpts.reconnection === undefined) {
   ioOpts.reconnection = false;
 }
@@ -117,6 +164,18 @@ const ackTimeoutDefault = ioOpts.ackTimeout !== undefined;
 
 const socket = io(url, ioOpts);
 const manager = socket.io;
+const features = {
+  timeout: typeof socket.timeout === "function", // 4.4+
+  emitWithAck: typeof socket.emitWithAck === "function", // 4.6+, as is the ackTimeout option
+  recovered: "recovered" in socket, // 4.6+
+};
+const clientName = `${clientPackage} ${clientVersion}`;
+
+function requireFeature(name, what, id) {
+  if (!features[name]) {
+    throw new CommandError(`${what} is not supported by ${clientName}`, id);
+  }
+}
 
 let seq = 0;
 const pendingAcks = new Map(); // seq -> ack callback of an incoming event
@@ -199,6 +258,11 @@ const commands = {
     const event = requireString(cmd, "event");
     const args = argsOf(cmd);
     const timeoutMs = Number(cmd.timeoutMs) || 0;
+    if (timeoutMs > 0) {
+      requireFeature("timeout", "socket.timeout()", id);
+    } else if (ackTimeoutDefault) {
+      requireFeature("emitWithAck", "the ackTimeout option", id);
+    }
     if (timeoutMs > 0 || ackTimeoutDefault) {
       const target = timeoutMs > 0 ? socket.timeout(timeoutMs) : socket;
       target.emit(event, ...args, (err, ...resp) => {
@@ -211,6 +275,24 @@ const commands = {
     } else {
       socket.emit(event, ...args, (...resp) => out({ type: "ack", id, args: resp }));
     }
+  },
+  emitWithAckPromise(cmd) {
+    const id = cmd.id;
+    const event = requireString(cmd, "event");
+    const args = argsOf(cmd);
+    const timeoutMs = Number(cmd.timeoutMs) || 0;
+    requireFeature("emitWithAck", "socket.emitWithAck()", id);
+    if (timeoutMs > 0) {
+      requireFeature("timeout", "socket.timeout()", id);
+    }
+    const target = timeoutMs > 0 ? socket.timeout(timeoutMs) : socket;
+    target.emitWithAck(event, ...args).then(
+      (resp) => out({ type: "ack", id, args: [resp] }),
+      (err) => out({ type: "ack_error", id, message: (err && err.message) || String(err) }),
+    );
+  },
+  info() {
+    out({ type: "info", package: clientPackage, version: clientVersion, features });
   },
   ack(cmd) {
     const ack = pendingAcks.get(cmd.seq);
@@ -250,7 +332,11 @@ const commands = {
     if (!cmd.auth || typeof cmd.auth !== "object" || Array.isArray(cmd.auth)) {
       throw new Error("setAuth: auth must be an object");
     }
-    socket.auth = cmd.auth;
+    if (authCallback) {
+      latestAuth = cmd.auth;
+    } else {
+      socket.auth = cmd.auth;
+    }
   },
   close() {
     shutdown();
@@ -296,7 +382,7 @@ rl.on("line", (line) => {
   try {
     handler(cmd);
   } catch (err) {
-    fail(err && err.message ? err.message : String(err));
+    fail(err && err.message ? err.message : String(err), err instanceof CommandError ? err.id : cmd.id);
   }
 });
 rl.on("close", shutdown);

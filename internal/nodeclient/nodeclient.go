@@ -77,6 +77,17 @@ type Options struct {
 	Reconnection bool
 	// Timeout is the connection timeout; zero means 20s.
 	Timeout time.Duration
+	// Package is the npm package client.js requires: "" means
+	// "socket.io-client" (the current release); testdata/package.json pins
+	// older releases under aliases such as "socket.io-client-4.0",
+	// "socket.io-client-4.4" and "socket.io-client-4.7". Commands needing an
+	// API that version lacks fail with ErrCommand.
+	Package string
+	// AuthCallback gives io() the auth option as a function returning Auth,
+	// or the latest auth set with the "setAuth" command, so that every
+	// reconnection presents the latest token (socket.io-client calls it on
+	// each connection attempt).
+	AuthCallback bool
 	// Extra holds further io() options passed verbatim, for example
 	// "reconnectionDelay", "reconnectionAttempts", "ackTimeout", "retries".
 	Extra map[string]any
@@ -98,7 +109,10 @@ func Upgrade(b bool) *bool { return &b }
 //	reconnect_attempt, reconnect   Attempt
 //	reconnect_error  Message
 //	reconnect_failed
-//	error            Message (a bad command, or a line that was not JSON)
+//	info             Package, Version, Features (answer to the "info" command)
+//	error            Message, AckID (a bad command or one the client version
+//	                 does not support, with its id if it had one; or a line
+//	                 that was not JSON)
 //
 // Binary values inside Args and Data read {"$binary":"<base64>"}.
 type Message struct {
@@ -118,8 +132,11 @@ type Message struct {
 	N           int
 	InOrder     bool
 	LastSeq     int
-	AckID       int // id of the EmitWithAck command (ack, ack_error)
+	AckID       int // id of the EmitWithAck command (ack, ack_error, error)
 	Attempt     int
+	Package     string          // info: the npm package required
+	Version     string          // info: its version
+	Features    map[string]bool // info: "timeout", "emitWithAck", "recovered"
 	// Raw is the line as printed, for logs.
 	Raw json.RawMessage
 }
@@ -145,6 +162,9 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		InOrder     bool              `json:"inOrder"`
 		LastSeq     *int              `json:"lastSeq"`
 		Attempt     int               `json:"attempt"`
+		Package     string            `json:"package"`
+		Version     string            `json:"version"`
+		Features    map[string]bool   `json:"features"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -154,7 +174,8 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		Message: w.Message, Reason: w.Reason, Description: w.Description,
 		Event: w.Event, Data: w.Data, Args: w.Args, HasAck: w.HasAck,
 		AutoAcked: w.AutoAcked, Seq: w.Seq, N: w.N, InOrder: w.InOrder,
-		Attempt: w.Attempt, Raw: append(json.RawMessage(nil), b...),
+		Attempt: w.Attempt, Package: w.Package, Version: w.Version, Features: w.Features,
+		Raw: append(json.RawMessage(nil), b...),
 	}
 	if w.LastSeq != nil {
 		m.LastSeq = *w.LastSeq
@@ -269,6 +290,12 @@ func (o Options) ioOptions() map[string]any {
 	m["url"] = o.URL
 	m["reconnection"] = o.Reconnection
 	m["forceNew"] = true
+	if o.Package != "" {
+		m["clientPackage"] = o.Package
+	}
+	if o.AuthCallback {
+		m["authCallback"] = true
+	}
 	if o.Path != "" {
 		m["path"] = o.Path
 	}
@@ -420,10 +447,24 @@ func (c *Client) Emit(event string, args ...any) error {
 // EmitWithAck emits event with an ack callback and returns the arguments the
 // server acknowledged with. timeout is the client's ack timeout (zero: none,
 // or the "ackTimeout" of Options.Extra); on timeout the error wraps ErrAck.
-// ctx bounds the whole wait.
+// ctx bounds the whole wait. It uses the callback API (with socket.timeout()
+// when timeout > 0, socket.io-client 4.4+); a client version without the API
+// makes it fail with ErrCommand.
 func (c *Client) EmitWithAck(ctx context.Context, event string, timeout time.Duration, args ...any) ([]json.RawMessage, error) {
+	return c.emitWithAck(ctx, "emitWithAck", event, timeout, args)
+}
+
+// EmitWithAckPromise is EmitWithAck through socket.emitWithAck() (with
+// socket.timeout() when timeout > 0), the promise API of socket.io-client
+// 4.6+; older clients make it fail with ErrCommand. The promise resolves with
+// the ack's first argument only, so the result has one element.
+func (c *Client) EmitWithAckPromise(ctx context.Context, event string, timeout time.Duration, args ...any) ([]json.RawMessage, error) {
+	return c.emitWithAck(ctx, "emitWithAckPromise", event, timeout, args)
+}
+
+func (c *Client) emitWithAck(ctx context.Context, name, event string, timeout time.Duration, args []any) ([]json.RawMessage, error) {
 	id := int(c.nextAckID.Add(1))
-	cmd := map[string]any{"cmd": "emitWithAck", "id": id, "event": event, "args": nonNil(args)}
+	cmd := map[string]any{"cmd": name, "id": id, "event": event, "args": nonNil(args)}
 	if timeout > 0 {
 		cmd["timeoutMs"] = max(timeout.Milliseconds(), 1)
 	}
@@ -431,15 +472,27 @@ func (c *Client) EmitWithAck(ctx context.Context, event string, timeout time.Dur
 		return nil, err
 	}
 	m, err := c.WaitFor(ctx, func(m Message) bool {
-		return (m.Type == "ack" || m.Type == "ack_error") && m.AckID == id
+		return (m.Type == "ack" || m.Type == "ack_error" || m.Type == "error") && m.AckID == id
 	})
 	if err != nil {
 		return nil, err
 	}
-	if m.Type == "ack_error" {
+	switch m.Type {
+	case "ack_error":
 		return nil, fmt.Errorf("%w: %s: %s", ErrAck, event, m.Message)
+	case "error":
+		return nil, fmt.Errorf("%w: %s %s: %s", ErrCommand, name, event, m.Message)
 	}
 	return nonNilRaw(m.Args), nil
+}
+
+// Info asks the script which client it runs: the reply (Type "info") has
+// Package, Version and Features.
+func (c *Client) Info(ctx context.Context) (Message, error) {
+	if err := c.Send(map[string]any{"cmd": "info"}); err != nil {
+		return Message{}, err
+	}
+	return c.WaitType(ctx, "info")
 }
 
 // Ack answers the ack callback of the incoming event numbered seq

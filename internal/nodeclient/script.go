@@ -17,7 +17,9 @@ import (
 	"github.com/herald-rt/herald/internal/testenv"
 )
 
-// ErrCommand: a Script answered a Request with {"type":"error"}.
+// ErrCommand: a Script answered a Request with {"type":"error"}, or
+// client.js refused a Client command (an EmitWithAck needing an API that the
+// client version of Options.Package lacks).
 var ErrCommand = errors.New("nodeclient: script command failed")
 
 // scriptPackages are the npm packages of testdata/ that each known script
