@@ -227,16 +227,62 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sid := q.Get("sid"); sid != "" && !s.guardPoll(w, r, sid) {
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
+	sid := q.Get("sid")
+	poll := sid != "" && r.Method == http.MethodGet
+	parent := r.Context()
+	if poll {
+		// See pollTaken: upstream sees the client go away only once it
+		// has taken the poll.
+		parent = context.WithoutCancel(parent)
+	}
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	pw := newPollWriter(w, cancel)
-	pw.hold = q.Get("sid") == "" // a handshake: see gate.go
+	pw.hold = sid == "" // a handshake: see gate.go
 	defer pw.finish()
-	if sid := q.Get("sid"); sid != "" && r.Method == http.MethodGet {
+	if poll {
 		s.polls.add(sid, pw)
 		defer s.polls.remove(sid, pw)
+		served := make(chan struct{})
+		defer close(served)
+		go s.forwardAbort(r.Context(), served, sid, cancel)
 	}
 	s.engine.ServeHTTP(pw, r.WithContext(ctx))
+}
+
+// forwardAbort cancels upstream's context of a long-poll when the client
+// goes away, but not before upstream has taken the poll. Upstream gap
+// (servers/engine v3.0.5): taking a poll sets the request context's
+// Cleanup without synchronization, and the context's watcher reads it when
+// the request is cancelled: a client that aborts a poll at that moment
+// (a closed browser tab) is a data race. Once the transport is writable,
+// the poll is taken and Cleanup is set.
+func (s *Server) forwardAbort(client context.Context, served <-chan struct{}, sid string, cancel context.CancelFunc) {
+	select {
+	case <-served:
+		return
+	case <-client.Done():
+	}
+	deadline := time.Now().Add(time.Second)
+	for !s.pollTaken(sid) && time.Now().Before(deadline) {
+		select {
+		case <-served:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+}
+
+// pollTaken reports whether sid's polling transport holds a poll (or the
+// session is gone).
+func (s *Server) pollTaken(sid string) bool {
+	conn, ok := s.io.Engine().Clients().Load(sid)
+	if !ok {
+		return true
+	}
+	tr := conn.Transport()
+	return tr == nil || tr.Writable() || conn.ReadyState() != "open"
 }
 
 func (s *Server) originAllowed(origin, host string) bool {
@@ -361,13 +407,8 @@ func (s *Server) onConnection(raw *socket.Socket) {
 func (s *Server) onDisconnect(sock *Socket, reason string) {
 	sock.once.Do(func() {
 		sock.cancel()
-		s.mu.Lock()
-		delete(s.sockets, sock.id)
-		s.mu.Unlock()
-		select {
-		case s.emptied <- struct{}{}:
-		default:
-		}
+		// Presence first: once Shutdown sees no socket left, every
+		// transition it causes must be queued for delivery.
 		s.presenceMu.Lock()
 		last, err := s.cfg.Presence.Remove(context.WithoutCancel(s.ctx), sock.userID, sock.id)
 		if last {
@@ -376,6 +417,13 @@ func (s *Server) onDisconnect(sock *Socket, reason string) {
 		s.presenceMu.Unlock()
 		if err != nil {
 			s.log.Error("presence remove failed", "user", sock.userID, "err", err)
+		}
+		s.mu.Lock()
+		delete(s.sockets, sock.id)
+		s.mu.Unlock()
+		select {
+		case s.emptied <- struct{}{}:
+		default:
 		}
 		s.log.Debug("socket disconnected", "sid", sock.id, "user", sock.userID, "reason", reason)
 	})
