@@ -255,9 +255,28 @@ func writeEngineError(w http.ResponseWriter, status int) {
 	_, _ = w.Write([]byte(`{"code":3,"message":"Bad request"}`))
 }
 
-// parked reports whether a GET of sid is waiting for data.
+// parked reports whether a GET of sid is waiting for data: registered, and
+// not answered yet. (A GET whose answer is written may still be registered
+// for a moment while its handler returns; the client's next GET is not an
+// overlap.)
 func (p *pendingPolls) parked(sid string) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.polls[sid]) > 0
+	pws := make([]*pollWriter, 0, len(p.polls[sid]))
+	for pw := range p.polls[sid] {
+		pws = append(pws, pw)
+	}
+	p.mu.Unlock()
+	for _, pw := range pws {
+		if pw.waiting() {
+			return true
+		}
+	}
+	return false
+}
+
+// waiting reports whether nobody has answered the request yet.
+func (pw *pollWriter) waiting() bool {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	return pw.owner == 0 && !pw.finished
 }
