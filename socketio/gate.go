@@ -64,11 +64,19 @@ func (g *connGate) wait() {
 	}
 }
 
-// openGates is herald's engine "connection" listener: registered after
-// Socket.IO's, it runs once the new connection has its Socket.IO client.
-func openGates(args ...any) {
+// onEngineConnection is herald's engine "connection" listener: registered
+// after Socket.IO's, it runs once the new connection has its Socket.IO
+// client. It opens the connection's gate, and makes sure that whoever
+// closes the session (the client's close packet included), a long-poll
+// still parked is answered with the close packet (see polls.go).
+func (s *Server) onEngineConnection(args ...any) {
 	sock, ok := firstArg[engine.Socket](args)
-	if !ok || sock.Request() == nil || sock.Request().Request() == nil {
+	if !ok {
+		return
+	}
+	sid := sock.Id()
+	_ = sock.Once("close", func(...any) { s.polls.close(sid) })
+	if sock.Request() == nil || sock.Request().Request() == nil {
 		return
 	}
 	if g, ok := sock.Request().Request().Context().Value(gateKey{}).(*connGate); ok {

@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	s.io = socket.NewServer(nil, opts)
 	s.engine = s.io.ServeHandler(nil)
 	// After Socket.IO's own listener: see gate.go.
-	if err := s.io.Engine().On("connection", openGates); err != nil {
+	if err := s.io.Engine().On("connection", s.onEngineConnection); err != nil {
 		return nil, fmt.Errorf("socketio: register engine connection handler: %w", err)
 	}
 	s.io.Use(s.authenticate)
