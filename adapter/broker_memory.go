@@ -22,16 +22,10 @@ func NewMemoryBroker() *MemoryBroker { return &MemoryBroker{} }
 
 // Subscribe implements Broker.
 func (b *MemoryBroker) Subscribe(deliver func(Message)) error {
-	if deliver == nil {
-		return errors.New("adapter: nil deliver function")
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	if b.deliver != nil {
-		return errors.New("adapter: broker already has a subscriber")
+	if err := checkSubscribe(deliver, b.deliver, b.closed); err != nil {
+		return err
 	}
 	b.deliver = deliver
 	return nil
@@ -60,5 +54,19 @@ func (b *MemoryBroker) Close(context.Context) error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+	return nil
+}
+
+// checkSubscribe is the validation every Broker's Subscribe does: a
+// deliver function, an open broker, and no subscriber yet.
+func checkSubscribe(deliver, current func(Message), closed bool) error {
+	switch {
+	case deliver == nil:
+		return errors.New("adapter: nil deliver function")
+	case closed:
+		return ErrClosed
+	case current != nil:
+		return errors.New("adapter: broker already has a subscriber")
+	}
 	return nil
 }

@@ -55,16 +55,10 @@ func NewRecoveringMemoryBroker(maxLen int) *RecoveringMemoryBroker {
 
 // Subscribe implements Broker.
 func (b *RecoveringMemoryBroker) Subscribe(deliver func(Message)) error {
-	if deliver == nil {
-		return errors.New("adapter: nil deliver function")
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch {
-	case b.closed:
-		return ErrClosed
-	case b.deliver != nil:
-		return errors.New("adapter: broker already has a subscriber")
+	if err := checkSubscribe(deliver, b.deliver, b.closed); err != nil {
+		return err
 	}
 	b.deliver = deliver
 	return nil

@@ -237,16 +237,10 @@ func (b *RedisBroker) subscriptionsUp() bool {
 // nodes' messages; Close stops it. It does not wait for Redis: until the
 // subscription is up (see Metrics), other nodes' messages are not received.
 func (b *RedisBroker) Subscribe(deliver func(Message)) error {
-	if deliver == nil {
-		return errors.New("adapter: nil deliver function")
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch {
-	case b.closed:
-		return ErrClosed
-	case b.deliver != nil:
-		return errors.New("adapter: broker already has a subscriber")
+	if err := checkSubscribe(deliver, b.deliver, b.closed); err != nil {
+		return err
 	}
 	b.deliver = deliver
 	b.deliverFn.Store(&deliver)
