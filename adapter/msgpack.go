@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/herald-rt/herald/events"
 )
 
 // This file holds herald's own MessagePack codec for the wire format of
@@ -92,6 +94,19 @@ func mpAppendStrHeader(b []byte, n int) []byte {
 
 func mpAppendString(b []byte, s string) []byte {
 	return append(mpAppendStrHeader(b, len(s)), s...)
+}
+
+func mpAppendBin(b, data []byte) []byte {
+	n := len(data)
+	switch {
+	case n <= math.MaxUint8:
+		b = append(b, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
+	}
+	return append(b, data...)
 }
 
 func mpAppendArrayHeader(b []byte, n int) []byte {
@@ -215,6 +230,12 @@ func (p *jsonParser) literal(b []byte, word string, out []byte) ([]byte, error) 
 }
 
 func (p *jsonParser) object(b []byte, depth int) ([]byte, error) {
+	if data, n, ok := events.ParseBytesJSON(p.src[p.pos:]); ok {
+		// Binary data (events.Bytes), which Socket.IO's MessagePack carries
+		// as bin.
+		p.pos += n
+		return mpAppendBin(b, data), nil
+	}
 	p.pos++ // {
 	pos := len(b)
 	b = append(b, 0, 0, 0, 0, 0)
@@ -649,9 +670,8 @@ func (r *mpReader) skipN(n, depth int) error {
 // JSON.stringify would write the value notepack.io decodes: integers and
 // floats as numbers (NaN and infinities as null), maps as objects whose keys
 // keep their order, timestamps (extension -1, and notepack.io's Date
-// extension 0) as ISO 8601 strings. Binary data, other extensions and maps
-// with non-string keys are refused: Socket.IO would send them as binary
-// attachments, which herald's JSON delivery path does not carry.
+// extension 0) as ISO 8601 strings, binary data in the JSON form of
+// events.Bytes. Other extensions and maps with non-string keys are refused.
 func (r *mpReader) toJSON(b []byte, depth int) ([]byte, error) {
 	if depth > maxDepth {
 		return nil, malformed("msgpack nested deeper than %d", maxDepth)
@@ -729,7 +749,14 @@ func (r *mpReader) toJSON(b []byte, depth int) ([]byte, error) {
 		}
 		return r.objectJSON(b, n, depth)
 	case 0xc4, 0xc5, 0xc6:
-		return nil, malformed("msgpack: binary data is not supported")
+		if n, err = r.length(1 << (c - 0xc4)); err != nil {
+			return nil, err
+		}
+		data, err := r.need(n)
+		if err != nil {
+			return nil, err
+		}
+		return events.AppendBytesJSON(b, data), nil
 	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
 		return r.extJSON(b, 1<<(c-0xd4))
 	case 0xc7, 0xc8, 0xc9:

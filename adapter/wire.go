@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strings"
+
+	"github.com/herald-rt/herald/events"
 )
 
 // The wire formats of Socket.IO's Redis adapters, which herald speaks so
@@ -332,8 +334,61 @@ type shardedBroadcast struct {
 	RequestID *string `json:"requestId,omitempty"`
 }
 
-// encodeSharded encodes m as the sharded adapter's broadcast message.
+// hasBinary reports whether one of m's arguments holds binary data.
+func hasBinary(m Message) bool {
+	for _, a := range m.Args {
+		if events.HasBytesJSON(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendBroadcastMsgpack appends the MessagePack form of a broadcast,
+// {opts: {rooms, except, flags}, packet: {type, data, nsp}}, which the
+// sharded and streams adapters use for messages with binary data.
+func appendBroadcastMsgpack(b []byte, m Message) ([]byte, error) {
+	b = mpAppendMapHeader(b, 2)
+	b = mpAppendString(b, "opts")
+	b = mpAppendMapHeader(b, 3)
+	b = mpAppendString(b, "rooms")
+	b = mpAppendStrings(b, nonNil(m.Rooms))
+	b = mpAppendString(b, "except")
+	b = mpAppendStrings(b, nonNil(m.Except))
+	b = mpAppendString(b, "flags")
+	b = mpAppendMapHeader(b, 0)
+	b = mpAppendString(b, "packet")
+	b = mpAppendMapHeader(b, 3)
+	b = mpAppendString(b, "type")
+	b = mpAppendInt(b, packetEvent)
+	b = mpAppendString(b, "data")
+	b = mpAppendArrayHeader(b, 1+len(m.Args))
+	b = mpAppendString(b, m.Event)
+	for _, a := range m.Args {
+		var err error
+		if b, err = jsonToMsgpack(b, a); err != nil {
+			return nil, err
+		}
+	}
+	b = mpAppendString(b, "nsp")
+	return mpAppendString(b, defaultNamespace), nil
+}
+
+// encodeSharded encodes m as the sharded adapter's broadcast message: JSON,
+// or MessagePack when m holds binary data.
 func encodeSharded(uid string, m Message) ([]byte, error) {
+	if hasBinary(m) {
+		b := make([]byte, 0, 96+len(m.Event)+argsLen(m.Args))
+		b = mpAppendMapHeader(b, 4)
+		b = mpAppendString(b, "uid")
+		b = mpAppendString(b, uid)
+		b = mpAppendString(b, "nsp")
+		b = mpAppendString(b, defaultNamespace)
+		b = mpAppendString(b, "type")
+		b = mpAppendInt(b, clusterBroadcast)
+		b = mpAppendString(b, "data")
+		return appendBroadcastMsgpack(b, m)
+	}
 	var d shardedBroadcast
 	d.Opts.Rooms = nonNil(m.Rooms)
 	d.Opts.Except = nonNil(m.Except)
@@ -499,6 +554,13 @@ type streamBroadcast struct {
 
 // encodeStreamData encodes the data field of a broadcast entry.
 func encodeStreamData(m Message) (string, error) {
+	if hasBinary(m) {
+		b, err := appendBroadcastMsgpack(nil, m)
+		if err != nil {
+			return "", err
+		}
+		return base64.StdEncoding.EncodeToString(b), nil
+	}
 	var d streamBroadcast
 	d.Opts.Rooms = nonNil(m.Rooms)
 	d.Opts.Except = nonNil(m.Except)
@@ -531,8 +593,7 @@ func decodeStreamEntry(values map[string]any) (uid string, m Message, ok bool, e
 		if derr != nil {
 			return uid, Message{}, false, malformed("streams: data is neither JSON nor base64")
 		}
-		// The MessagePack form is used for binary payloads, which herald
-		// does not deliver; decode it to report why it is dropped.
+		// The MessagePack form, used for binary payloads.
 		r := mpReader{b: raw}
 		n, derr := r.mapLen()
 		if derr != nil {

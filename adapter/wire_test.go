@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/herald-rt/herald/events"
 )
 
 // payloads are JSON values as encoding/json writes them; each must survive
@@ -23,6 +25,7 @@ var payloads = []string{
 	`{"f":0.5,"g":-1.25,"h":1e+21,"i":1e-7,"j":123456.789,"k":0.000001,"l":-0}`,
 	`{"big":9223372036854775807,"neg":-9223372036854775808,"u":18446744073709551615}`,
 	`[]`, `{}`, `"s"`, `0`, `-1`, `true`, `null`, `[[[[]]]]`,
+	`{"b":{"_placeholder":true,"bin":"AAH/"},"e":{"_placeholder":true,"bin":""}}`,
 	`{"long":"` + strings.Repeat("x", 70000) + `"}`,
 	`[` + strings.Repeat(`1,`, 70000) + `1]`,
 }
@@ -154,7 +157,8 @@ func TestDecodeForeign(t *testing.T) {
 		{"other namespace", enc([]any{"e", packet(2, "/admin", "ev"), opts}), false, ``, false},
 		{"missing nsp means /", enc([]any{"e", map[string]any{"type": 2, "data": []any{"ev"}}, opts}), true, ``, false},
 		{"connect packet", enc([]any{"e", packet(0, "/"), opts}), false, ``, false},
-		{"binary event", enc([]any{"e", packet(5, "/", "ev", []byte{1}), opts}), false, ``, true},
+		{"binary event packet", enc([]any{"e", packet(5, "/", "ev", []byte{1}), opts}), false, ``, false},
+		{"buffer in an event", enc([]any{"e", packet(2, "/", "ev", map[string]any{"f": []byte{1, 2}}), opts}), true, `{"f":{"_placeholder":true,"bin":"AQI="}}`, false},
 		{"local flag", enc([]any{"e", packet(2, "/", "ev"), map[string]any{"rooms": []string{}, "flags": map[string]any{"local": true}}}), false, ``, false},
 		{"nil packet", enc([]any{"e", nil, opts}), false, ``, false},
 		{"timestamp ext", enc([]any{"e", packet(2, "/", "ev", time.UnixMilli(1700000000123).UTC()), opts}), true, `"2023-11-14T22:13:20.123Z"`, false},
@@ -418,4 +422,68 @@ func TestStreamEntryAndSession(t *testing.T) {
 			t.Errorf("decodeSession(%q) = %v", bad, err)
 		}
 	}
+}
+
+// TestBinaryWire checks that binary data (events.Bytes) crosses every wire
+// format as MessagePack bin, as Node's adapters write Buffers, and comes
+// back as the same JSON.
+func TestBinaryWire(t *testing.T) {
+	big := make([]byte, 70000)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	type file struct {
+		Name  string         `json:"name"`
+		Data  events.Bytes   `json:"data"`
+		Parts []events.Bytes `json:"parts"`
+	}
+	arg, err := json.Marshal(file{Name: "a", Data: events.Bytes{0, 1, 255}, Parts: []events.Bytes{{}, big, nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Message{Rooms: []string{"user:1"}, Event: "ev", Args: []json.RawMessage{arg, json.RawMessage(`"text"`)}}
+	check := func(t *testing.T, got Message, ok bool, err error) {
+		t.Helper()
+		if err != nil || !ok {
+			t.Fatalf("decode: ok=%v err=%v", ok, err)
+		}
+		if len(got.Args) != 2 || !bytes.Equal(got.Args[0], arg) || string(got.Args[1]) != `"text"` {
+			t.Fatalf("args changed:\n got %.200s\nwant %.200s", got.Args, arg)
+		}
+	}
+	t.Run("classic", func(t *testing.T) {
+		wire, err := encodeClassic("u", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var viaLib []any
+		if err := msgpack.Unmarshal(wire, &viaLib); err != nil {
+			t.Fatal(err)
+		}
+		data := viaLib[1].(map[string]any)["data"].([]any)[1].(map[string]any)["data"]
+		if b, ok := data.([]byte); !ok || !bytes.Equal(b, []byte{0, 1, 255}) {
+			t.Fatalf("data on the wire is %#v, want bin", data)
+		}
+		_, got, ok, err := decodeClassic(wire)
+		check(t, got, ok, err)
+	})
+	t.Run("sharded", func(t *testing.T) {
+		wire, err := encodeSharded("u", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wire[0] == '{' {
+			t.Fatalf("binary message sent as JSON")
+		}
+		_, got, ok, err := decodeSharded(wire)
+		check(t, got, ok, err)
+	})
+	t.Run("streams", func(t *testing.T) {
+		data, err := encodeStreamData(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, ok, err := decodeStreamEntry(map[string]any{"uid": "u", "nsp": "/", "type": "3", "data": data})
+		check(t, got, ok, err)
+	})
 }

@@ -54,6 +54,8 @@ type bmResult struct {
 	AckTimeout        *echoPayload `json:"ackTimeout"`
 	AckPromise        *echoPayload `json:"ackPromise"`
 	AckPromiseTimeout *echoPayload `json:"ackPromiseTimeout"`
+	FileAck           string       `json:"fileAck"`
+	FileEvent         string       `json:"fileEvent"`
 	Who               *bmWho       `json:"who"`
 	Transport         string       `json:"transport"`
 	Drained           bool         `json:"drained"`
@@ -100,6 +102,7 @@ func TestBrowserClientMatrix(t *testing.T) {
 	must(t, socketio.OnAck(ts.Server, echoEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) (echoPayload, error) {
 		return echoPayload{Text: strings.ToUpper(p.Text)}, nil
 	}))
+	registerFileHandler(t, ts)
 	must(t, socketio.OnAck(ts.Server, bmWhoEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) (bmWho, error) {
 		return bmWho{SocketID: s.ID(), UserID: s.UserID(), Transport: s.Transport()}, nil
 	}))
@@ -225,6 +228,14 @@ func checkBrowserResult(t *testing.T, r bmResult, cv matrixClient, tr matrixTran
 	checkAck("timeout().emit", r.AckTimeout, cv.timeout, "TIMEOUT")
 	checkAck("emitWithAck", r.AckPromise, cv.emitWithAck, "PROMISE")
 	checkAck("timeout().emitWithAck", r.AckPromiseTimeout, cv.emitWithAck, "PROMISE TIMEOUT")
+	// Every binary value the page sent comes back as an ArrayBuffer.
+	wantFile := `{"name":"f back","data":{"ArrayBuffer":[3,2,1]},"parts":[{"ArrayBuffer":[5,4]},{"ArrayBuffer":[8,7,6]}],"meta":{"thumb":{"ArrayBuffer":[0,255]}}}`
+	if !sameJSON([]byte(r.FileAck), wantFile) {
+		t.Errorf("file ack = %s, want %s", r.FileAck, wantFile)
+	}
+	if !sameJSON([]byte(r.FileEvent), strings.TrimSuffix(wantFile, "}")+`,"timestamp":"2025-01-02T03:04:05Z"}`) {
+		t.Errorf("file event = %s, want %s with the timestamp", r.FileEvent, wantFile)
+	}
 	if !r.Drained {
 		t.Error("the closed session's requests did not all end")
 	}

@@ -56,7 +56,11 @@ func OnAck[T, R any](srv *Server, ev *events.Def[T], h func(ctx context.Context,
 		if err != nil {
 			return nil, err
 		}
-		return []any{r}, nil
+		arg, err := resultArg(r)
+		if err != nil {
+			return nil, err
+		}
+		return []any{arg}, nil
 	})
 }
 
@@ -98,10 +102,9 @@ func (s *Server) onEvent(sock *Socket, args []any) {
 	}
 	var payload []byte
 	if len(args) > 0 {
-		b, err := json.Marshal(args[0])
+		b, err := argJSON(args[0])
 		if err != nil {
-			// Binary attachments and the like cannot become a typed payload.
-			b = nil
+			b = nil // rejected by the handler as not a JSON object
 		}
 		payload = b
 	}
@@ -161,7 +164,7 @@ func Emit[T any](ctx context.Context, s *Socket, ev *events.Def[T], p T) error {
 	if !s.Connected() {
 		return ErrDisconnected
 	}
-	return s.raw.Emit(ev.Name(), data)
+	return s.raw.Emit(ev.Name(), wireArg(data))
 }
 
 // EmitWithAck sends ev to one socket and waits for the client's
@@ -197,7 +200,7 @@ func EmitWithAck[T, R any](ctx context.Context, s *Socket, ev *events.Def[T], p 
 		s.emitMu.Unlock()
 		return zero, ErrDisconnected
 	}
-	err = s.raw.Timeout(timeout).Emit(ev.Name(), data, socket.Ack(func(args []any, err error) {
+	err = s.raw.Timeout(timeout).Emit(ev.Name(), wireArg(data), socket.Ack(func(args []any, err error) {
 		select {
 		case replies <- reply{args, err}:
 		default:
@@ -215,7 +218,7 @@ func EmitWithAck[T, R any](ctx context.Context, s *Socket, ev *events.Def[T], p 
 		if len(r.args) == 0 {
 			return zero, nil
 		}
-		b, err := json.Marshal(r.args[0])
+		b, err := argJSON(r.args[0])
 		if err != nil {
 			return zero, fmt.Errorf("%w: %w", ErrInvalidAck, err)
 		}

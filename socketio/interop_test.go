@@ -3,6 +3,7 @@ package socketio_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -213,6 +214,35 @@ func TestInteropHeraldToNodeServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameArgs(t, "job_completed", wantArgs, h.Args, m.Args)
+
+			// 4. Binary data crosses both ways as Buffers (MessagePack bin).
+			fp := filePayload{Name: "bin", Data: events.Bytes{0, 1, 2, 0xff}, Parts: []events.Bytes{{}, {9}}}
+			if err := ts.EmitToUser(ctx, "alice", fileEvent, fp); err != nil {
+				t.Fatal(err)
+			}
+			wantFile := fmt.Sprintf(`{"name":"bin","data":%s,"parts":[%s,%s],"meta":{"thumb":null},"timestamp":"%s"}`,
+				binJSON([]byte{0, 1, 2, 0xff}), binJSON(nil), binJSON([]byte{9}), "")
+			for who, c := range map[string]*nodeclient.Client{"Node's": nodeAlice, "herald's": heraldAlice} {
+				m, err := c.WaitEvent(ctx, "file")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got map[string]any
+				if len(m.Args) != wantArgs || json.Unmarshal(m.Args[0], &got) != nil {
+					t.Fatalf("%s client got file %s", who, m.Args)
+				}
+				ts, _ := got["timestamp"].(string)
+				if !sameJSON(m.Args[0], strings.Replace(wantFile, `"timestamp":""`, `"timestamp":"`+ts+`"`, 1)) {
+					t.Fatalf("%s client got file %s, want %s", who, m.Args[0], wantFile)
+				}
+			}
+			if err := ns.Emit(ctx, nodeclient.EmitRequest{User: "alice", Event: "node_file", Args: []any{map[string]any{"buf": bin([]byte{7, 8})}, bin([]byte{1})}}); err != nil {
+				t.Fatal(err)
+			}
+			h, err = heraldAlice.WaitEvent(ctx, "node_file")
+			if err != nil || len(h.Args) != wantArgs+1 || !sameJSON(h.Args[0], `{"buf":`+binJSON([]byte{7, 8})+`}`) || !sameJSON(h.Args[1], binJSON([]byte{1})) {
+				t.Fatalf("herald's client got node_file %s (%v)", h.Args, err)
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package socketio_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -384,6 +385,71 @@ func TestProtocolPerMessageDeflate(t *testing.T) {
 				if strings.Contains(string(msg), big) {
 					break
 				}
+			}
+		})
+	}
+}
+
+// TestProtocolBinary sends binary events as raw packets: a BINARY_EVENT
+// (5) with its attachment, acked with a BINARY_ACK (6); attachment
+// placeholders that do not match the attachments close the connection, as
+// the reference server's parser does.
+func TestProtocolBinary(t *testing.T) {
+	ts := startServer(t, socketio.Config{})
+	registerFileHandler(t, ts)
+	tok := ts.token(t, "alice")
+	connect := func(t *testing.T) *websocket.Conn {
+		ws := rawWS(t, ts, "")
+		must(t, ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `40{"token":%q}`, tok)))
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "40") {
+			t.Fatalf("CONNECT: %q %v", msg, err)
+		}
+		return ws
+	}
+
+	t.Run("event and ack", func(t *testing.T) {
+		ws := connect(t)
+		must(t, ws.WriteMessage(websocket.TextMessage, []byte(`452-7["file",{"name":"r","data":{"_placeholder":true,"num":0},"meta":{"thumb":{"_placeholder":true,"num":1}}}]`)))
+		must(t, ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}))
+		must(t, ws.WriteMessage(websocket.BinaryMessage, []byte{9}))
+		var ack string
+		var atts [][]byte
+		for ack == "" || len(atts) < 2 {
+			typ, msg, err := ws.ReadMessage()
+			if err != nil {
+				t.Fatalf("ack: %v (so far %q, %d attachments)", err, ack, len(atts))
+			}
+			switch {
+			case typ == websocket.BinaryMessage:
+				atts = append(atts, msg)
+			case strings.HasPrefix(string(msg), "462-7"):
+				ack = string(msg)
+			}
+		}
+		if want := `462-7[{"data":{"_placeholder":true,"num":0},"meta":{"thumb":{"_placeholder":true,"num":1}},"name":"r back"}]`; ack != want {
+			t.Errorf("ack = %s, want %s", ack, want)
+		}
+		if !bytes.Equal(atts[0], []byte{3, 2, 1}) || !bytes.Equal(atts[1], []byte{9}) {
+			t.Errorf("attachments = %v, want [3 2 1] [9]", atts)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, header string
+		attachments  int
+	}{
+		{"placeholder out of range", `451-["file",{"name":"r","data":{"_placeholder":true,"num":5}}]`, 1},
+		{"negative attachment count", `45-1-["file",{}]`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := connect(t)
+			must(t, ws.WriteMessage(websocket.TextMessage, []byte(tc.header)))
+			for range tc.attachments {
+				must(t, ws.WriteMessage(websocket.BinaryMessage, []byte{1}))
+			}
+			if closed, seen := closedWithin(ws, 3*time.Second); !closed {
+				t.Errorf("%q did not close the connection (got %q)", tc.header, seen)
 			}
 		})
 	}

@@ -168,7 +168,7 @@ func (s *Server) finishRestore(raw *socket.Socket, userID string) bool {
 func eventArgs(m adapter.Message, withOffset bool) []any {
 	args := make([]any, 0, len(m.Args)+1)
 	for _, a := range m.Args {
-		args = append(args, a)
+		args = append(args, wireArg(a))
 	}
 	if withOffset && m.Offset != "" {
 		args = append(args, m.Offset)

@@ -442,11 +442,7 @@ func (s *Server) deliver(m adapter.Message) {
 	if len(m.Except) > 0 {
 		op = op.Except(toRooms(m.Except)...)
 	}
-	args := make([]any, len(m.Args))
-	for i, a := range m.Args {
-		args[i] = a
-	}
-	if err := op.Emit(m.Event, args...); err != nil {
+	if err := op.Emit(m.Event, wireArgs(m.Args)...); err != nil {
 		s.log.Warn("delivery failed", "event", m.Event, "err", err)
 	}
 }

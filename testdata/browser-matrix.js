@@ -15,7 +15,8 @@
 // upgrade to WebSocket when asked for one, asks the server (POST
 // /test/emit?user=) to emit job_progress to its user and waits for it, emits
 // "echo" with an ack callback, with timeout() (4.4+) and with emitWithAck()
-// (4.6+), asks the server ("bm_who", acked) which socket, user and
+// (4.6+), sends "file" with binary data (ArrayBuffer, Blob, typed arrays)
+// and reads the binary ack and event that come back, asks the server ("bm_who", acked) which socket, user and
 // transport it sees, then disconnects and waits until every request of the
 // closed session has ended.
 //
@@ -147,6 +148,23 @@ async function pageCase(stepMs) {
         socket.timeout(stepMs).emitWithAck('echo', { text: 'promise timeout' }),
       );
     }
+    // Binary data: an ArrayBuffer, a Blob, typed arrays, nested; "file"
+    // acks it with each value reversed and emits that back as "file".
+    const bytesOf = (v) => {
+      if (v instanceof ArrayBuffer) return { ArrayBuffer: Array.from(new Uint8Array(v)) };
+      if (Array.isArray(v)) return v.map(bytesOf);
+      if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, bytesOf(x)]));
+      return v;
+    };
+    const fileEvent = new Promise((resolve) => socket.once('file', (...args) => resolve(args)));
+    const file = {
+      name: 'f',
+      data: new Uint8Array([1, 2, 3]).buffer,
+      parts: [new Blob([new Uint8Array([4, 5])]), new Uint8Array([6, 7, 8])],
+      meta: { thumb: new Uint8Array([255, 0]) },
+    };
+    r.fileAck = JSON.stringify(bytesOf(await ack('the file ack', (resolve) => socket.emit('file', file, resolve))));
+    r.fileEvent = JSON.stringify(bytesOf((await within('the file event', fileEvent))[0]));
     r.who = await ack('the bm_who ack', (resolve) => socket.emit('bm_who', { text: 'who' }, resolve));
     r.transport = socket.io.engine.transport.name;
 
