@@ -12,6 +12,9 @@ var ErrClosed = errors.New("adapter: closed")
 
 // Message is one emit on its way to the sockets of the cluster.
 type Message struct {
+	// Namespace is the Socket.IO namespace whose sockets receive the
+	// message; empty means the main namespace "/".
+	Namespace string `json:"nsp,omitempty"`
 	// Rooms are the rooms whose sockets receive the message; empty means
 	// every socket of the namespace.
 	Rooms []string `json:"rooms,omitempty"`

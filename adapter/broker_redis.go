@@ -114,7 +114,7 @@ type RedisBrokerMetrics struct {
 type RedisBroker struct {
 	cfg     RedisBrokerConfig
 	uid     string
-	base    string // "<prefix>#/#"
+	base    string // "<prefix>#/#", the main namespace's channel
 	log     *slog.Logger
 	limited *rateLog
 
@@ -124,7 +124,8 @@ type RedisBroker struct {
 	ctx     context.Context // ends at Close; the subscriptions' goroutines end with it
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	rooms   map[string]int           // sharded: room -> observers, for dynamic subscriptions
+	rooms   map[string]int           // sharded: room channel -> observers, for dynamic subscriptions
+	nsps    map[string]bool          // sharded: namespaces whose main channel is subscribed
 	subs    map[string]*subscription // by shard ("" outside Redis Cluster)
 	stream  *streamLog               // streams mode, once subscribed
 
@@ -196,6 +197,7 @@ func NewRedisBroker(cfg RedisBrokerConfig) (*RedisBroker, error) {
 		log:     log,
 		limited: newRateLog(log, cfg.LogInterval),
 		rooms:   map[string]int{},
+		nsps:    map[string]bool{"": true},
 		subs:    map[string]*subscription{},
 	}, nil
 }
@@ -297,9 +299,9 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 	if b.cfg.Mode == RedisSharded {
-		err = b.cfg.Client.SPublish(ctx, shardedChannelFor(b.base, m.Rooms), payload).Err()
+		err = b.cfg.Client.SPublish(ctx, shardedChannelFor(b.baseOf(m.Namespace), m.Rooms), payload).Err()
 	} else {
-		err = b.cfg.Client.Publish(ctx, channelFor(b.base, m.Rooms), payload).Err()
+		err = b.cfg.Client.Publish(ctx, channelFor(b.baseOf(m.Namespace), m.Rooms), payload).Err()
 	}
 	if err != nil {
 		b.publishErrors.Add(1)
@@ -315,28 +317,38 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	return nil
 }
 
-// ObserveRoom tells a sharded broker that this node has sockets in room
-// (joined true) or no longer has (joined false), so that it subscribes to
-// the room's channel. Calls are counted: a room stays subscribed until it
-// was left as often as it was joined. The pub/sub mode ignores it.
-func (b *RedisBroker) ObserveRoom(room string, joined bool) {
+// ObserveRoom is ObserveNamespaceRoom for the main namespace.
+func (b *RedisBroker) ObserveRoom(room string, joined bool) { b.ObserveNamespaceRoom("", room, joined) }
+
+// ObserveNamespaceRoom tells a sharded broker that this node has sockets in
+// room of namespace nsp ("" for the main one) (joined true) or no longer
+// has (joined false), so that it subscribes to the room's channel, and to
+// the namespace's main channel when it first sees the namespace. Calls are
+// counted: a room stays subscribed until it was left as often as it was
+// joined. The other modes ignore it: they receive every namespace.
+func (b *RedisBroker) ObserveNamespaceRoom(nsp, room string, joined bool) {
 	if b.cfg.Mode != RedisSharded {
 		return
 	}
-	channel := shardedChannelFor(b.base, []string{room})
-	if channel == b.base {
-		return // rooms with a socket id's length travel on the main channel
-	}
+	base := b.baseOf(nsp)
+	channel := shardedChannelFor(base, []string{room})
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := b.rooms[room]
+	if joined && !b.nsps[nsp] && b.ctx != nil && !b.closed {
+		b.nsps[nsp] = true
+		b.subscribeLocked(base)
+	}
+	if channel == base {
+		return // rooms with a socket id's length travel on the main channel
+	}
+	n := b.rooms[channel]
 	switch {
 	case joined:
-		b.rooms[room] = n + 1
+		b.rooms[channel] = n + 1
 	case n <= 1:
-		delete(b.rooms, room)
+		delete(b.rooms, channel)
 	default:
-		b.rooms[room] = n - 1
+		b.rooms[channel] = n - 1
 	}
 	if b.ctx == nil || b.closed {
 		return
@@ -347,6 +359,28 @@ func (b *RedisBroker) ObserveRoom(room string, joined bool) {
 	case !joined && n == 1:
 		b.unsubscribeLocked(channel)
 	}
+}
+
+// baseOf returns the main channel of namespace nsp ("" for "/").
+func (b *RedisBroker) baseOf(nsp string) string {
+	if nsp == "" {
+		return b.base
+	}
+	return b.cfg.Prefix + "#" + nsp + "#"
+}
+
+// roomOf returns the room a channel is dedicated to, "" for a namespace's
+// main channel, and false for a channel that is neither.
+func (b *RedisBroker) roomOf(channel string) (string, bool) {
+	rest, ok := strings.CutPrefix(channel, b.cfg.Prefix+"#")
+	if !ok {
+		return "", false
+	}
+	nsp, _, ok := strings.Cut(rest, "#")
+	if !ok {
+		return "", false
+	}
+	return roomOfChannel(b.cfg.Prefix+"#"+nsp+"#", channel)
 }
 
 // shardOf returns the shard whose node serves channel's slot on Redis
@@ -559,13 +593,13 @@ func (s *subscription) once(ctx context.Context) (established bool) {
 	}
 }
 
-// open starts the PubSub: the namespace's pattern in pub/sub mode, the
+// open starts the PubSub: every namespace's pattern in pub/sub mode, the
 // shard's channels in sharded mode.
 func (s *subscription) open(ctx context.Context) *redis.PubSub {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.b.cfg.Mode != RedisSharded {
-		s.ps = s.b.cfg.Client.PSubscribe(ctx, s.b.base+"*")
+		s.ps = s.b.cfg.Client.PSubscribe(ctx, s.b.cfg.Prefix+"#*")
 		return s.ps
 	}
 	channels := make([]string, 0, len(s.channels))
@@ -591,7 +625,7 @@ func (s *subscription) open(ctx context.Context) *redis.PubSub {
 }
 
 func (b *RedisBroker) onMessage(msg *redis.Message) {
-	room, ok := roomOfChannel(b.base, msg.Channel)
+	room, ok := b.roomOf(msg.Channel)
 	if !ok {
 		return
 	}

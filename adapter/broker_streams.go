@@ -77,7 +77,7 @@ func (b *RedisBroker) publishStream(ctx context.Context, m Message) error {
 	defer cancel()
 	err = b.cfg.Client.XAdd(ctx, &redis.XAddArgs{
 		Stream: b.cfg.Stream, MaxLen: b.cfg.StreamMaxLen, Approx: true, ID: "*",
-		Values: []any{"uid", b.uid, "nsp", defaultNamespace, "type", strconv.Itoa(clusterBroadcast), "data", data},
+		Values: []any{"uid", b.uid, "nsp", wireNamespace(m), "type", strconv.Itoa(clusterBroadcast), "data", data},
 	}).Err()
 	if err != nil {
 		b.failUntil.Store(time.Now().Add(failFastFor).UnixNano())

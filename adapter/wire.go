@@ -30,6 +30,22 @@ const (
 	defaultNamespace  = "/"
 )
 
+// wireNamespace is m's namespace as the wire formats write it.
+func wireNamespace(m Message) string {
+	if m.Namespace == "" {
+		return defaultNamespace
+	}
+	return m.Namespace
+}
+
+// messageNamespace is a wire namespace as Message holds it.
+func messageNamespace(nsp string) string {
+	if nsp == defaultNamespace {
+		return ""
+	}
+	return nsp
+}
+
 // channelFor returns the channel a message to rooms is published on: the
 // room's own channel for a single room, the namespace's otherwise.
 func channelFor(base string, rooms []string) string {
@@ -83,7 +99,7 @@ func encodeClassic(uid string, m Message) ([]byte, error) {
 		}
 	}
 	b = mpAppendString(b, "nsp")
-	b = mpAppendString(b, defaultNamespace)
+	b = mpAppendString(b, wireNamespace(m))
 	b = mpAppendMapHeader(b, 3)
 	b = mpAppendString(b, "rooms")
 	b = mpAppendStrings(b, m.Rooms)
@@ -103,8 +119,7 @@ func argsLen(args []json.RawMessage) int {
 }
 
 // decodeClassic decodes a message in the classic adapter's format. ok is
-// false, with a nil error, for a well-formed message that is not an event
-// for the default namespace.
+// false, with a nil error, for a well-formed message that is not an event.
 func decodeClassic(b []byte) (uid string, m Message, ok bool, err error) {
 	r := mpReader{b: b}
 	n, err := r.arrayLen()
@@ -154,7 +169,7 @@ type wirePacket struct {
 }
 
 func (p wirePacket) ok() bool {
-	return p.typ == packetEvent && !p.attch && (p.nsp == "" || p.nsp == defaultNamespace) && p.msg.Event != ""
+	return p.typ == packetEvent && !p.attch && p.msg.Event != ""
 }
 
 // packet reads a Socket.IO packet map.
@@ -201,6 +216,7 @@ func (r *mpReader) packet() (wirePacket, error) {
 	if p.typ == packetBinaryEvent {
 		p.attch = true
 	}
+	p.msg.Namespace = messageNamespace(p.nsp)
 	return p, nil
 }
 
@@ -371,7 +387,7 @@ func appendBroadcastMsgpack(b []byte, m Message) ([]byte, error) {
 		}
 	}
 	b = mpAppendString(b, "nsp")
-	return mpAppendString(b, defaultNamespace), nil
+	return mpAppendString(b, wireNamespace(m)), nil
 }
 
 // encodeSharded encodes m as the sharded adapter's broadcast message: JSON,
@@ -383,7 +399,7 @@ func encodeSharded(uid string, m Message) ([]byte, error) {
 		b = mpAppendString(b, "uid")
 		b = mpAppendString(b, uid)
 		b = mpAppendString(b, "nsp")
-		b = mpAppendString(b, defaultNamespace)
+		b = mpAppendString(b, wireNamespace(m))
 		b = mpAppendString(b, "type")
 		b = mpAppendInt(b, clusterBroadcast)
 		b = mpAppendString(b, "data")
@@ -394,7 +410,7 @@ func encodeSharded(uid string, m Message) ([]byte, error) {
 	d.Opts.Except = nonNil(m.Except)
 	d.Opts.Flags = json.RawMessage(`{}`)
 	d.Packet.Type = packetEvent
-	d.Packet.Nsp = defaultNamespace
+	d.Packet.Nsp = wireNamespace(m)
 	ev, err := json.Marshal(m.Event)
 	if err != nil {
 		return nil, err
@@ -404,7 +420,7 @@ func encodeSharded(uid string, m Message) ([]byte, error) {
 	if err != nil {
 		return nil, malformed("sharded: %v", err)
 	}
-	return json.Marshal(shardedMessage{UID: uid, Nsp: defaultNamespace, Type: clusterBroadcast, Data: data})
+	return json.Marshal(shardedMessage{UID: uid, Nsp: wireNamespace(m), Type: clusterBroadcast, Data: data})
 }
 
 func nonNil(s []string) []string {
@@ -415,8 +431,8 @@ func nonNil(s []string) []string {
 }
 
 // decodeSharded decodes a sharded cluster message. ok is false, with a nil
-// error, for a well-formed message that is not a broadcast of an event to
-// the default namespace (heartbeats, requests, other namespaces).
+// error, for a well-formed message that is not a broadcast of an event
+// (heartbeats, requests).
 func decodeSharded(b []byte) (uid string, m Message, ok bool, err error) {
 	if len(b) == 0 || b[0] != '{' {
 		return decodeShardedMsgpack(b)
@@ -425,7 +441,7 @@ func decodeSharded(b []byte) (uid string, m Message, ok bool, err error) {
 	if err := json.Unmarshal(b, &sm); err != nil {
 		return "", Message{}, false, malformed("sharded: %v", err)
 	}
-	if sm.Type != clusterBroadcast || (sm.Nsp != "" && sm.Nsp != defaultNamespace) {
+	if sm.Type != clusterBroadcast {
 		return sm.UID, Message{}, false, nil
 	}
 	var d shardedBroadcast
@@ -433,8 +449,12 @@ func decodeSharded(b []byte) (uid string, m Message, ok bool, err error) {
 	if err := dec.Decode(&d); err != nil {
 		return sm.UID, Message{}, false, malformed("sharded: %v", err)
 	}
+	nsp := sm.Nsp
+	if nsp == "" {
+		nsp = d.Packet.Nsp
+	}
 	if d.RequestID != nil || d.Packet.Type != packetEvent || d.Packet.Attachments != nil ||
-		(d.Packet.Nsp != "" && d.Packet.Nsp != defaultNamespace) || len(d.Packet.Data) == 0 {
+		(d.Packet.Nsp != "" && d.Packet.Nsp != nsp) || len(d.Packet.Data) == 0 {
 		return sm.UID, Message{}, false, nil
 	}
 	var event string
@@ -458,7 +478,7 @@ func decodeSharded(b []byte) (uid string, m Message, ok bool, err error) {
 		}
 		args[i] = buf.Bytes()
 	}
-	return sm.UID, Message{Rooms: d.Opts.Rooms, Except: d.Opts.Except, Event: event, Args: args}, true, nil
+	return sm.UID, Message{Namespace: messageNamespace(nsp), Rooms: d.Opts.Rooms, Except: d.Opts.Except, Event: event, Args: args}, true, nil
 }
 
 // decodeShardedMsgpack decodes the MessagePack form of a cluster message,
@@ -524,10 +544,11 @@ func decodeShardedMsgpack(b []byte) (uid string, m Message, ok bool, err error) 
 			return uid, Message{}, false, err
 		}
 	}
-	if typ != clusterBroadcast || nsp != defaultNamespace || requestID || opts.local || !pk.ok() {
+	if typ != clusterBroadcast || requestID || opts.local || !pk.ok() {
 		return uid, Message{}, false, nil
 	}
 	m = pk.msg
+	m.Namespace = messageNamespace(nsp)
 	m.Rooms, m.Except = opts.rooms, opts.except
 	return uid, m, true, nil
 }
@@ -579,13 +600,17 @@ func encodeStreamData(m Message) (string, error) {
 }
 
 // decodeStreamEntry decodes a stream entry's fields. ok is false, with a nil
-// error, for an entry that is not a broadcast of an event to the default
-// namespace (heartbeats, requests, responses, other namespaces).
+// error, for an entry that is not a broadcast of an event (heartbeats,
+// requests, responses).
 func decodeStreamEntry(values map[string]any) (uid string, m Message, ok bool, err error) {
 	str := func(k string) string { s, _ := values[k].(string); return s }
 	uid = str("uid")
-	if str("type") != "3" || (str("nsp") != "" && str("nsp") != defaultNamespace) {
+	if str("type") != "3" {
 		return uid, Message{}, false, nil
+	}
+	nsp := str("nsp")
+	if nsp == "" {
+		nsp = defaultNamespace
 	}
 	data := str("data")
 	if !strings.HasPrefix(data, "{") {
@@ -622,10 +647,11 @@ func decodeStreamEntry(values map[string]any) (uid string, m Message, ok bool, e
 			return uid, Message{}, false, nil
 		}
 		m = pk.msg
+		m.Namespace = messageNamespace(nsp)
 		m.Rooms, m.Except = opts.rooms, opts.except
 		return uid, m, true, nil
 	}
-	msg := shardedMessage{UID: uid, Nsp: defaultNamespace, Type: clusterBroadcast, Data: json.RawMessage(data)}
+	msg := shardedMessage{UID: uid, Nsp: nsp, Type: clusterBroadcast, Data: json.RawMessage(data)}
 	wire, merr := json.Marshal(msg)
 	if merr != nil {
 		return uid, Message{}, false, malformed("streams: %v", merr)

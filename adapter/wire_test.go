@@ -154,7 +154,7 @@ func TestDecodeForeign(t *testing.T) {
 		{"emitter event", enc([]any{"emitter", packet(2, "/", "ev", map[string]any{"a": 1.5}), opts}), true, `{"a":1.5}`, false},
 		{"no args", enc([]any{"emitter", packet(2, "/", "ev"), opts}), true, ``, false},
 		{"float integral", enc([]any{"e", packet(2, "/", "ev", 3.0), opts}), true, `3`, false},
-		{"other namespace", enc([]any{"e", packet(2, "/admin", "ev"), opts}), false, ``, false},
+		{"other namespace", enc([]any{"e", packet(2, "/admin", "ev"), opts}), true, ``, false},
 		{"missing nsp means /", enc([]any{"e", map[string]any{"type": 2, "data": []any{"ev"}}, opts}), true, ``, false},
 		{"connect packet", enc([]any{"e", packet(0, "/"), opts}), false, ``, false},
 		{"binary event packet", enc([]any{"e", packet(5, "/", "ev", []byte{1}), opts}), false, ``, false},
@@ -391,13 +391,11 @@ func TestStreamEntryAndSession(t *testing.T) {
 	if err != nil || !ok || uid != "n1" || string(got.Args[0]) != string(m.Args[0]) || got.Rooms[0] != "user:1" || got.Except[0] != "user:2" {
 		t.Fatalf("decode = %q %+v %v %v", uid, got, ok, err)
 	}
-	for _, values := range []map[string]any{
-		{"uid": "n1", "nsp": "/", "type": "2"},                    // heartbeat
-		{"uid": "n1", "nsp": "/admin", "type": "3", "data": data}, // other namespace
-	} {
-		if _, _, ok, err := decodeStreamEntry(values); ok || err != nil {
-			t.Errorf("decodeStreamEntry(%v) = %v, %v; want skipped", values, ok, err)
-		}
+	if _, _, ok, err := decodeStreamEntry(map[string]any{"uid": "n1", "nsp": "/", "type": "2"}); ok || err != nil {
+		t.Errorf("heartbeat: decodeStreamEntry = %v, %v; want skipped", ok, err)
+	}
+	if _, got, ok, err := decodeStreamEntry(map[string]any{"uid": "n1", "nsp": "/admin", "type": "3", "data": data}); !ok || err != nil || got.Namespace != "/admin" {
+		t.Errorf("other namespace: decodeStreamEntry = %+v, %v, %v", got, ok, err)
 	}
 	if _, _, _, err := decodeStreamEntry(map[string]any{"type": "3", "data": "!!"}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("bad data: %v", err)
@@ -486,4 +484,48 @@ func TestBinaryWire(t *testing.T) {
 		_, got, ok, err := decodeStreamEntry(map[string]any{"uid": "u", "nsp": "/", "type": "3", "data": data})
 		check(t, got, ok, err)
 	})
+}
+
+// TestNamespaceWire: a message to another namespace than "/" keeps its
+// namespace in every wire format, and "/" is written as Node writes it.
+func TestNamespaceWire(t *testing.T) {
+	for _, nsp := range []string{"", "/admin"} {
+		for _, args := range [][]json.RawMessage{{json.RawMessage(`{"a":1}`)}, {json.RawMessage(`{"b":{"_placeholder":true,"bin":"AQ=="}}`)}} {
+			m := Message{Namespace: nsp, Rooms: []string{"user:1"}, Event: "ev", Args: args}
+			want := nsp
+			classic, err := encodeClassic("u", m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var viaLib []any
+			if err := msgpack.Unmarshal(classic, &viaLib); err != nil {
+				t.Fatal(err)
+			}
+			if w := viaLib[1].(map[string]any)["nsp"]; w != wireNamespace(m) || (nsp == "" && w != "/") {
+				t.Fatalf("classic nsp on the wire = %v", w)
+			}
+			sharded, err := encodeSharded("u", m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream, err := encodeStreamData(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decoded := map[string]func() (Message, bool, error){
+				"classic": func() (Message, bool, error) { _, got, ok, err := decodeClassic(classic); return got, ok, err },
+				"sharded": func() (Message, bool, error) { _, got, ok, err := decodeSharded(sharded); return got, ok, err },
+				"streams": func() (Message, bool, error) {
+					_, got, ok, err := decodeStreamEntry(map[string]any{"uid": "u", "nsp": wireNamespace(m), "type": "3", "data": stream})
+					return got, ok, err
+				},
+			}
+			for format, decode := range decoded {
+				got, ok, err := decode()
+				if err != nil || !ok || got.Namespace != want || !bytes.Equal(got.Args[0], args[0]) {
+					t.Errorf("%s, namespace %q: decoded %+v, %v, %v", format, nsp, got, ok, err)
+				}
+			}
+		}
+	}
 }

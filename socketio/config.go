@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/auth"
@@ -83,6 +85,17 @@ type Config struct {
 	// reference server) saves the CPU and the memory it costs per
 	// connection; clients work either way.
 	PerMessageDeflate bool
+	// Namespaces lists the namespaces served besides the main one, "/",
+	// e.g. "/admin". A client reaches one with io(url + "/admin"); several
+	// namespaces share one connection. Every namespace authenticates the
+	// same way, its sockets join their user's room, count for presence and
+	// run the same handlers (Socket.Namespace tells them apart); emit into
+	// a namespace with Server.Of. A name starts with "/", has at most
+	// MaxNamespaceLength bytes and no control characters, "," (which ends
+	// a namespace in a packet), "#", "*", "?" or "[" (Redis channel and
+	// pattern characters). Nil (the default) serves "/" only; other
+	// namespaces get connect_error "Invalid namespace".
+	Namespaces []string
 	// AllowedOrigins lists the origins (scheme://host[:port]) browsers may
 	// connect from; "*" allows any. Empty means same-origin only: a request
 	// whose Origin header names another host is refused with 403. Requests
@@ -135,6 +148,27 @@ type Config struct {
 	Now func() time.Time
 }
 
+// MaxNamespaceLength is the longest namespace name accepted, in bytes.
+const MaxNamespaceLength = 128
+
+// checkNamespace reports what is wrong with a namespace name of
+// Config.Namespaces, or nil.
+func checkNamespace(name string) error {
+	switch {
+	case name == "/":
+		return errors.New("is the main namespace, always served")
+	case !strings.HasPrefix(name, "/"):
+		return errors.New(`does not start with "/"`)
+	case len(name) > MaxNamespaceLength:
+		return fmt.Errorf("is longer than %d bytes", MaxNamespaceLength)
+	case !utf8.ValidString(name):
+		return errors.New("is not valid UTF-8")
+	case strings.IndexFunc(name, unicode.IsControl) >= 0 || strings.ContainsAny(name, ",#*?["):
+		return errors.New("has control characters or one of , # * ? [")
+	}
+	return nil
+}
+
 // normalize returns a copy of c with defaults applied, or every problem it
 // has, joined.
 func (c Config) normalize() (Config, error) {
@@ -152,6 +186,14 @@ func (c Config) normalize() (Config, error) {
 		bad("Path %q must start with / and have no query or fragment", c.Path)
 	} else if !strings.HasSuffix(c.Path, "/") {
 		c.Path += "/"
+	}
+	c.Namespaces = slices.Clone(c.Namespaces)
+	for i, name := range c.Namespaces {
+		if err := checkNamespace(name); err != nil {
+			bad("Namespaces: %q %v", name, err)
+		} else if slices.Contains(c.Namespaces[:i], name) {
+			bad("Namespaces: %q is listed twice", name)
+		}
 	}
 	if len(c.Transports) == 0 {
 		c.Transports = []string{TransportPolling, TransportWebSocket}

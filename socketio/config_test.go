@@ -30,6 +30,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative durations", socketio.Config{Verifier: fakeVerifier{}, PingInterval: -1, PingTimeout: -1, AckTimeout: -1}, []string{"PingInterval", "PingTimeout", "AckTimeout"}},
 		{"negative buffer", socketio.Config{Verifier: fakeVerifier{}, MaxHTTPBufferSize: -5}, []string{"MaxHTTPBufferSize"}},
 		{"bad origins", socketio.Config{Verifier: fakeVerifier{}, AllowedOrigins: []string{"example.com", "ftp://x", "https://ok.example"}}, []string{`"example.com"`, `"ftp://x"`}},
+		{"bad namespaces", socketio.Config{Verifier: fakeVerifier{}, Namespaces: []string{"/", "admin", "/a,b", "/a#", "/x*", "/t\n", "/" + strings.Repeat("n", socketio.MaxNamespaceLength), "/ok", "/ok", "/bad\xff"}},
+			[]string{`"/" is the main`, `"admin" does not start`, `"/a,b" has`, `"/a#" has`, `"/x*" has`, `"/t\n" has`, "longer than 128", `"/ok" is listed twice`, "UTF-8"}},
 		{"everything at once", socketio.Config{Path: "x", Transports: []string{"carrier-pigeon"}, ConnectTimeout: -1}, []string{"Verifier", "Path", "carrier-pigeon", "ConnectTimeout"}},
 	}
 	for _, tc := range cases {

@@ -36,12 +36,12 @@ func (s *Server) publish(ctx context.Context, rooms, except []string, ev events.
 	if err := s.errIfClosed(); err != nil {
 		return err
 	}
-	return s.publishAlways(ctx, rooms, except, ev, payload)
+	return s.publishTo(ctx, "", rooms, except, ev, payload)
 }
 
-// publishAlways is publish without the shutdown check, for the presence
-// notes that Shutdown itself causes.
-func (s *Server) publishAlways(ctx context.Context, rooms, except []string, ev events.Event, payload any) error {
+// publishTo publishes into namespace nsp ("" for "/") without the shutdown
+// check (the presence notes that Shutdown itself causes use it).
+func (s *Server) publishTo(ctx context.Context, nsp string, rooms, except []string, ev events.Event, payload any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (s *Server) publishAlways(ctx context.Context, rooms, except []string, ev e
 	if err != nil {
 		return err
 	}
-	m := adapter.Message{Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: ev.Name(), Args: []json.RawMessage{data}}
+	m := adapter.Message{Namespace: nsp, Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: ev.Name(), Args: []json.RawMessage{data}}
 	if err := s.cfg.Broker.Publish(ctx, m); err != nil {
 		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
 	}

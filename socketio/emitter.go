@@ -49,7 +49,7 @@ func (e *Emitter) EmitToUser(ctx context.Context, userID string, ev events.Event
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	return e.emit(ctx, UserRoom(userID), ev, payload)
+	return e.emit(ctx, "", []string{UserRoom(userID)}, ev, payload)
 }
 
 // EmitToRoom sends ev with payload to every socket in room on every node.
@@ -57,10 +57,10 @@ func (e *Emitter) EmitToRoom(ctx context.Context, room string, ev events.Event, 
 	if err := ValidateRoom(room); err != nil {
 		return err
 	}
-	return e.emit(ctx, room, ev, payload)
+	return e.emit(ctx, "", []string{room}, ev, payload)
 }
 
-func (e *Emitter) emit(ctx context.Context, room string, ev events.Event, payload any) error {
+func (e *Emitter) emit(ctx context.Context, nsp string, rooms []string, ev events.Event, payload any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (e *Emitter) emit(ctx context.Context, room string, ev events.Event, payloa
 	if err != nil {
 		return err
 	}
-	m := adapter.Message{Rooms: []string{room}, Event: ev.Name(), Args: []json.RawMessage{data}}
+	m := adapter.Message{Namespace: nsp, Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}
 	if err := e.broker.Publish(ctx, m); err != nil {
 		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
 	}

@@ -16,6 +16,9 @@ var (
 	// ErrInvalidRoom means a room name is empty, too long, not UTF-8, has
 	// control characters, or is reserved (user rooms are managed by herald).
 	ErrInvalidRoom = errors.New("socketio: invalid room name")
+	// ErrUnknownNamespace means a namespace is not served (Server.Of) or
+	// not a valid name (Emitter.Of).
+	ErrUnknownNamespace = errors.New("socketio: unknown namespace")
 	// ErrInvalidUserID means a user id is empty, too long or not UTF-8.
 	ErrInvalidUserID = errors.New("socketio: invalid user id")
 	// ErrAckTimeout means the client did not acknowledge an event in time.

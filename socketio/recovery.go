@@ -153,7 +153,11 @@ func (s *Server) finishRestore(raw *socket.Socket, userID string) bool {
 		}
 	}
 	defer x.done(true)
+	nsp := messageNamespace(raw.Nsp().Name())
 	for _, m := range x.missed {
+		if m.Namespace != nsp {
+			continue // the log holds every namespace's messages
+		}
 		if err := raw.Emit(m.Event, eventArgs(m, true)...); err != nil {
 			s.log.Warn("replaying a missed event failed", "sid", raw.Id(), "event", m.Event, "err", err)
 			return false
@@ -186,5 +190,5 @@ func (s *Server) deliverWithOffset(m adapter.Message) {
 		Except: types.NewSet(toRooms(m.Except)...),
 		Flags:  &socket.BroadcastFlags{},
 	}
-	s.io.Of("/", nil).Adapter().Broadcast(&parser.Packet{Type: parser.EVENT, Data: data}, opts)
+	s.namespaces[m.Namespace].Adapter().Broadcast(&parser.Packet{Type: parser.EVENT, Data: data}, opts)
 }

@@ -56,6 +56,10 @@ type Server struct {
 
 	polls pendingPolls // long-poll GETs in flight, see polls.go
 
+	// namespaces are the served namespaces, by their adapter.Message name
+	// ("" for "/"); set by New, then read-only.
+	namespaces map[string]socket.Namespace
+
 	recoverer adapter.Recoverer // set when Config.Recovery > 0
 	restoring restores          // sessions being recovered, see recovery.go
 	refused   sync.Map          // socket ids whose recovery was refused: not persisted
@@ -121,13 +125,18 @@ func New(cfg Config) (*Server, error) {
 	if err := s.io.Engine().On("connection", s.onEngineConnection); err != nil {
 		return nil, fmt.Errorf("socketio: register engine connection handler: %w", err)
 	}
-	s.io.Use(s.authenticate)
-	if err := s.io.On("connection", func(args ...any) {
-		if raw, ok := firstArg[*socket.Socket](args); ok {
-			s.onConnection(raw)
+	s.namespaces = make(map[string]socket.Namespace, 1+len(cfg.Namespaces))
+	for _, name := range append([]string{"/"}, cfg.Namespaces...) {
+		nsp := s.io.Of(name, nil)
+		nsp.Use(s.authenticate)
+		if err := nsp.On("connection", func(args ...any) {
+			if raw, ok := firstArg[*socket.Socket](args); ok {
+				s.onConnection(raw)
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("socketio: register connection handler: %w", err)
 		}
-	}); err != nil {
-		return nil, fmt.Errorf("socketio: register connection handler: %w", err)
+		s.namespaces[messageNamespace(name)] = nsp
 	}
 	if w, ok := cfg.Presence.(adapter.PresenceWatcher); ok {
 		// A cluster store reports every transition itself, in its order.
@@ -136,7 +145,9 @@ func New(cfg Config) (*Server, error) {
 		})
 	}
 	if obs, ok := cfg.Broker.(roomObserver); ok {
-		s.observeRooms(obs)
+		for name, nsp := range s.namespaces {
+			s.observeRooms(obs, name, nsp)
+		}
 	}
 	if err := cfg.Broker.Subscribe(s.deliver); err != nil {
 		return nil, fmt.Errorf("%w: Broker: %w", ErrInvalidConfig, err)
@@ -148,13 +159,13 @@ func New(cfg Config) (*Server, error) {
 // roomObserver is implemented by a Broker that subscribes per room
 // (adapter.RedisBroker in sharded mode).
 type roomObserver interface {
-	ObserveRoom(room string, joined bool)
+	ObserveNamespaceRoom(nsp, room string, joined bool)
 }
 
-// observeRooms tells obs about every socket joining or leaving a room, the
-// sockets' private rooms excepted.
-func (s *Server) observeRooms(obs roomObserver) {
-	nsp := s.io.Of("/", nil).Adapter()
+// observeRooms tells obs about every socket joining or leaving a room of
+// namespace nsp (named name in adapter.Message), the sockets' private rooms
+// excepted.
+func (s *Server) observeRooms(obs roomObserver, name string, nsp socket.Namespace) {
 	observe := func(joined bool) func(...any) {
 		return func(args ...any) {
 			if len(args) < 2 {
@@ -165,11 +176,11 @@ func (s *Server) observeRooms(obs roomObserver) {
 			if room == "" || string(room) == string(id) {
 				return
 			}
-			obs.ObserveRoom(string(room), joined)
+			obs.ObserveNamespaceRoom(name, string(room), joined)
 		}
 	}
-	_ = nsp.On("join-room", observe(true))
-	_ = nsp.On("leave-room", observe(false))
+	_ = nsp.Adapter().On("join-room", observe(true))
+	_ = nsp.Adapter().On("leave-room", observe(false))
 }
 
 func firstArg[T any](args []any) (T, bool) {
@@ -431,11 +442,14 @@ func (s *Server) onDisconnect(sock *Socket, reason string) {
 
 // deliver hands a message from the Broker to this node's sockets.
 func (s *Server) deliver(m adapter.Message) {
+	if _, ok := s.namespaces[m.Namespace]; !ok {
+		return // a namespace this node does not serve
+	}
 	if m.Offset != "" && s.recoverer != nil {
 		s.deliverWithOffset(m)
 		return
 	}
-	op := s.io.Local()
+	op := s.namespaces[m.Namespace].Local()
 	if len(m.Rooms) > 0 {
 		op = op.To(toRooms(m.Rooms)...)
 	}

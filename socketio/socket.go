@@ -55,6 +55,7 @@ type Socket struct {
 	srv       *Server
 	raw       *socket.Socket
 	id        string
+	nsp       string // "/" or a name of Config.Namespaces
 	userID    string
 	principal auth.Principal
 
@@ -73,6 +74,7 @@ func newSocket(srv *Server, raw *socket.Socket, p auth.Principal) *Socket {
 		srv:       srv,
 		raw:       raw,
 		id:        string(raw.Id()),
+		nsp:       raw.Nsp().Name(),
 		userID:    p.UserID,
 		principal: p,
 		ctx:       ctx,
@@ -82,6 +84,11 @@ func newSocket(srv *Server, raw *socket.Socket, p auth.Principal) *Socket {
 
 // ID returns the socket id, which the client sees as socket.id.
 func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the namespace the socket belongs to: "/" or one of
+// Config.Namespaces. A client connection that joined several namespaces
+// has one Socket in each.
+func (s *Socket) Namespace() string { return s.nsp }
 
 // UserID returns the authenticated user's id.
 func (s *Socket) UserID() string { return s.userID }

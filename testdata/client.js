@@ -45,7 +45,10 @@
 //   {"cmd":"autoAck","event":..,"args":[..]}
 //   {"cmd":"countOnly","event":..}   (resets the counter of that event)
 //   {"cmd":"report","event":..}
-//   {"cmd":"disconnect"} {"cmd":"connect"} {"cmd":"setAuth","auth":{..}}
+//   {"cmd":"disconnect","nsp"?:..} {"cmd":"connect"} {"cmd":"setAuth","auth":{..}}
+//   {"cmd":"openNamespace","nsp":"/x","auth":{..}}  (a socket of another namespace on
+//                                    the same connection; its output lines carry "nsp",
+//                                    and "emit", "emitWithAck" and "disconnect" take "nsp")
 //   {"cmd":"drop","url"?:..}        (close the connection as a network failure
 //                                    would; reconnect to url if given)
 //   {"cmd":"close"}                  (disconnect and exit 0; so does EOF on stdin)
@@ -249,10 +252,59 @@ socket.onAny((event, ...args) => {
   out({ type: "event", event, args, hasAck: ack !== null, seq: n, autoAcked });
 });
 
+// Sockets of other namespaces on the same connection, by name (openNamespace).
+const namespaces = new Map();
+
+// socketFor returns the socket a command targets: the namespace's of
+// cmd.nsp when given, the main one otherwise.
+function socketFor(cmd) {
+  if (cmd.nsp === undefined || cmd.nsp === null) {
+    return socket;
+  }
+  const s = namespaces.get(cmd.nsp);
+  if (!s) {
+    throw new CommandError(`no socket for namespace ${JSON.stringify(cmd.nsp)}: openNamespace first`, cmd.id);
+  }
+  return s;
+}
+
+// openNamespace connects a socket of another namespace over the main
+// socket's manager (one connection); its messages carry "nsp".
+function openNamespace(cmd) {
+  const nsp = requireString(cmd, "nsp");
+  if (!nsp.startsWith("/") || namespaces.has(nsp)) {
+    throw new Error(`openNamespace: ${JSON.stringify(nsp)} is not a new namespace name`);
+  }
+  const s = manager.socket(nsp, { auth: cmd.auth || {} });
+  namespaces.set(nsp, s);
+  s.on("connect", () => out({ type: "connect", nsp, id: s.id }));
+  s.on("connect_error", (err) =>
+    out({ type: "connect_error", nsp, message: err && err.message, data: err && err.data !== undefined ? err.data : null }),
+  );
+  s.on("disconnect", (reason) => out({ type: "disconnect", nsp, reason }));
+  s.onAny((event, ...args) => {
+    let ack = null;
+    if (args.length > 0 && typeof args[args.length - 1] === "function") {
+      ack = args.pop();
+    }
+    const n = ++seq;
+    if (ack && autoAcks.has(event)) {
+      ack(...autoAcks.get(event));
+    } else if (ack) {
+      pendingAcks.set(n, ack);
+    }
+    out({ type: "event", nsp, event, args, hasAck: ack !== null, seq: n });
+  });
+  if (!s.connected && !s.active) {
+    s.connect();
+  }
+}
+
 const commands = {
   emit(cmd) {
-    socket.emit(requireString(cmd, "event"), ...argsOf(cmd));
+    socketFor(cmd).emit(requireString(cmd, "event"), ...argsOf(cmd));
   },
+  openNamespace,
   emitWithAck(cmd) {
     const id = cmd.id;
     const event = requireString(cmd, "event");
@@ -273,7 +325,7 @@ const commands = {
         }
       });
     } else {
-      socket.emit(event, ...args, (...resp) => out({ type: "ack", id, args: resp }));
+      socketFor(cmd).emit(event, ...args, (...resp) => out({ type: "ack", id, args: resp }));
     }
   },
   emitWithAckPromise(cmd) {
@@ -313,8 +365,8 @@ const commands = {
     const c = counters.get(event) || { n: 0, inOrder: true, lastSeq: null };
     out({ type: "count", event, n: c.n, inOrder: c.inOrder, lastSeq: c.lastSeq });
   },
-  disconnect() {
-    socket.disconnect();
+  disconnect(cmd) {
+    socketFor(cmd).disconnect();
   },
   connect() {
     socket.connect();

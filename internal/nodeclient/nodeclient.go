@@ -132,7 +132,8 @@ type Message struct {
 	N           int
 	InOrder     bool
 	LastSeq     int
-	AckID       int // id of the EmitWithAck command (ack, ack_error, error)
+	AckID       int    // id of the EmitWithAck command (ack, ack_error, error)
+	Nsp         string // connect, connect_error, disconnect, event of a namespace opened with OpenNamespace
 	Attempt     int
 	Package     string          // info: the npm package required
 	Version     string          // info: its version
@@ -165,6 +166,7 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		Package     string            `json:"package"`
 		Version     string            `json:"version"`
 		Features    map[string]bool   `json:"features"`
+		Nsp         string            `json:"nsp"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -174,7 +176,7 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		Message: w.Message, Reason: w.Reason, Description: w.Description,
 		Event: w.Event, Data: w.Data, Args: w.Args, HasAck: w.HasAck,
 		AutoAcked: w.AutoAcked, Seq: w.Seq, N: w.N, InOrder: w.InOrder,
-		Attempt: w.Attempt, Package: w.Package, Version: w.Version, Features: w.Features,
+		Attempt: w.Attempt, Package: w.Package, Version: w.Version, Features: w.Features, Nsp: w.Nsp,
 		Raw: append(json.RawMessage(nil), b...),
 	}
 	if w.LastSeq != nil {
@@ -431,12 +433,46 @@ func (c *Client) WaitFor(ctx context.Context, match func(Message) bool) (Message
 // WaitType is WaitFor of the next message of type typ ("connect",
 // "connect_error", "disconnect", "event", ...).
 func (c *Client) WaitType(ctx context.Context, typ string) (Message, error) {
-	return c.WaitFor(ctx, func(m Message) bool { return m.Type == typ })
+	return c.WaitFor(ctx, func(m Message) bool { return m.Type == typ && m.Nsp == "" })
 }
 
 // WaitEvent is WaitFor of the next incoming event named event.
 func (c *Client) WaitEvent(ctx context.Context, event string) (Message, error) {
-	return c.WaitFor(ctx, func(m Message) bool { return m.Type == "event" && m.Event == event })
+	return c.WaitFor(ctx, func(m Message) bool { return m.Type == "event" && m.Event == event && m.Nsp == "" })
+}
+
+// OpenNamespace opens a socket to namespace nsp on the client's connection
+// (manager.socket(nsp, {auth})), as io(url + nsp) does for a client that
+// is already connected. Its messages carry Nsp: wait for them with WaitIn.
+func (c *Client) OpenNamespace(nsp string, auth map[string]any) error {
+	return c.Send(map[string]any{"cmd": "openNamespace", "nsp": nsp, "auth": auth})
+}
+
+// WaitIn is WaitFor of the next message of type typ (and, for "event",
+// named event) of namespace nsp opened with OpenNamespace.
+func (c *Client) WaitIn(ctx context.Context, nsp, typ, event string) (Message, error) {
+	return c.WaitFor(ctx, func(m Message) bool {
+		return m.Nsp == nsp && m.Type == typ && (typ != "event" || m.Event == event)
+	})
+}
+
+// EmitWithAckIn is EmitWithAck (callback API, no timeout) on the socket of
+// namespace nsp opened with OpenNamespace.
+func (c *Client) EmitWithAckIn(ctx context.Context, nsp, event string, args ...any) ([]json.RawMessage, error) {
+	id := int(c.nextAckID.Add(1))
+	if err := c.Send(map[string]any{"cmd": "emitWithAck", "nsp": nsp, "id": id, "event": event, "args": nonNil(args)}); err != nil {
+		return nil, err
+	}
+	m, err := c.WaitFor(ctx, func(m Message) bool {
+		return (m.Type == "ack" || m.Type == "error") && m.AckID == id
+	})
+	if err != nil {
+		return nil, err
+	}
+	if m.Type == "error" {
+		return nil, fmt.Errorf("%w: emitWithAck %s in %s: %s", ErrCommand, event, nsp, m.Message)
+	}
+	return nonNilRaw(m.Args), nil
 }
 
 // Emit sends socket.emit(event, ...args) without an ack.
