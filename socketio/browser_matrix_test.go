@@ -54,6 +54,8 @@ type bmResult struct {
 	AckTimeout        *echoPayload `json:"ackTimeout"`
 	AckPromise        *echoPayload `json:"ackPromise"`
 	AckPromiseTimeout *echoPayload `json:"ackPromiseTimeout"`
+	CrossOrigin       string       `json:"crossOrigin"`
+	BadOrigin         string       `json:"badOrigin"`
 	FileAck           string       `json:"fileAck"`
 	FileEvent         string       `json:"fileEvent"`
 	Who               *bmWho       `json:"who"`
@@ -103,6 +105,11 @@ func TestBrowserClientMatrix(t *testing.T) {
 		return echoPayload{Text: strings.ToUpper(p.Text)}, nil
 	}))
 	registerFileHandler(t, ts)
+	// Cross-origin servers: one that allows the pages' origin (CORS with
+	// credentials for polling, the Origin check for WebSocket), one that
+	// does not.
+	xts := startServer(t, socketio.Config{AllowedOrigins: []string{ts.URL}})
+	bad := startServer(t, socketio.Config{AllowedOrigins: []string{"https://elsewhere.example"}})
 	must(t, socketio.OnAck(ts.Server, bmWhoEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) (bmWho, error) {
 		return bmWho{SocketID: s.ID(), UserID: s.UserID(), Transport: s.Transport()}, nil
 	}))
@@ -124,6 +131,10 @@ func TestBrowserClientMatrix(t *testing.T) {
 				"token":      {ts.token(t, user)},
 				"transports": {strings.Join(tr.transports, ",")},
 				"upgrade":    {map[bool]string{true: "1", false: "0"}[tr.upgrade]},
+				"x":          {xts.URL},
+				"xtoken":     {xts.token(t, user)},
+				"bad":        {bad.URL},
+				"badtoken":   {bad.token(t, user)},
 			}
 			cases = append(cases, bmCase{Name: cv.version + "/" + tr.name, URL: ts.URL + "/page?" + q.Encode(), cv: cv, tr: tr, user: user})
 		}
@@ -228,6 +239,14 @@ func checkBrowserResult(t *testing.T, r bmResult, cv matrixClient, tr matrixTran
 	checkAck("timeout().emit", r.AckTimeout, cv.timeout, "TIMEOUT")
 	checkAck("emitWithAck", r.AckPromise, cv.emitWithAck, "PROMISE")
 	checkAck("timeout().emitWithAck", r.AckPromiseTimeout, cv.emitWithAck, "PROMISE TIMEOUT")
+	// withCredentials to an allowed origin connects, over the case's
+	// transports; an origin outside the allowlist is refused.
+	if r.CrossOrigin != wantFinal && !(tr.upgrade && r.CrossOrigin == "polling") {
+		t.Errorf("cross-origin connection with withCredentials = %q, want connected over %q", r.CrossOrigin, wantFinal)
+	}
+	if !strings.HasPrefix(r.BadOrigin, "connect_error") {
+		t.Errorf("connection from a refused origin = %q, want connect_error", r.BadOrigin)
+	}
 	// Every binary value the page sent comes back as an ArrayBuffer.
 	wantFile := `{"name":"f back","data":{"ArrayBuffer":[3,2,1]},"parts":[{"ArrayBuffer":[5,4]},{"ArrayBuffer":[8,7,6]}],"meta":{"thumb":{"ArrayBuffer":[0,255]}}}`
 	if !sameJSON([]byte(r.FileAck), wantFile) {

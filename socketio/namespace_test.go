@@ -199,3 +199,68 @@ func TestNamespacesCluster(t *testing.T) {
 		})
 	}
 }
+
+// TestNamespacesRecovery: with connection-state recovery, each namespace
+// socket of a connection that dropped gets back its own missed events, and
+// none of the other namespace's.
+func TestNamespacesRecovery(t *testing.T) {
+	ts := startServer(t, socketio.Config{Namespaces: []string{"/admin"}, Recovery: time.Minute})
+	admin, err := ts.Of("/admin")
+	must(t, err)
+	ctx := testCtx(t, 30*time.Second)
+	const user = "ns-recovery"
+	auth := map[string]any{"token": ts.token(t, user)}
+	c := nodeclient.Start(t, nodeclient.Options{URL: ts.URL, Transports: []string{"websocket"}, Auth: auth, Reconnection: true, Extra: reconnectOptions})
+	first, err := c.WaitType(ctx, "connect")
+	must(t, err)
+	waitAuthenticated(t, ctx, c, user)
+	must(t, c.OpenNamespace("/admin", auth))
+	firstAdmin, err := c.WaitIn(ctx, "/admin", "connect", "")
+	must(t, err)
+	if _, err := c.WaitIn(ctx, "/admin", "event", "authenticated"); err != nil {
+		t.Fatal(err)
+	}
+	job := func(id string) events.JobProgressPayload { return events.JobProgressPayload{JobID: id} }
+	// One event each, so that both sockets hold an offset.
+	must(t, ts.EmitToUser(ctx, user, events.JobProgress, job("seen")))
+	must(t, admin.EmitToUser(ctx, user, events.JobProgress, job("admin-seen")))
+	_, err = c.WaitEvent(ctx, "job_progress")
+	must(t, err)
+	_, err = c.WaitIn(ctx, "/admin", "event", "job_progress")
+	must(t, err)
+
+	must(t, c.Send(map[string]any{"cmd": "drop"}))
+	eventually(t, "server to see both sockets go", func() bool { return ts.SocketCount() == 0 })
+	for _, id := range []string{"m1", "m2"} {
+		must(t, ts.EmitToUser(ctx, user, events.JobProgress, job(id)))
+		must(t, admin.EmitToUser(ctx, user, events.JobProgress, job("admin-"+id)))
+	}
+	again, err := c.WaitType(ctx, "connect")
+	must(t, err)
+	againAdmin, err := c.WaitIn(ctx, "/admin", "connect", "")
+	must(t, err)
+	if !again.Recovered || again.ID != first.ID || !againAdmin.Recovered || againAdmin.ID != firstAdmin.ID {
+		t.Fatalf("reconnected as %s and %s, want %s and %s recovered", again.Raw, againAdmin.Raw, first.ID, firstAdmin.ID)
+	}
+	// Then one live event each: what came before it was replayed.
+	must(t, ts.EmitToUser(ctx, user, events.JobProgress, job("live")))
+	must(t, admin.EmitToUser(ctx, user, events.JobProgress, job("admin-live")))
+	for _, nsp := range []string{"", "/admin"} {
+		prefix := ""
+		if nsp != "" {
+			prefix = "admin-"
+		}
+		for _, want := range []string{"m1", "m2", "live"} {
+			var m nodeclient.Message
+			if nsp == "" {
+				m, err = c.WaitEvent(ctx, "job_progress")
+			} else {
+				m, err = c.WaitIn(ctx, nsp, "event", "job_progress")
+			}
+			must(t, err)
+			if p := decodeArg[events.JobProgressPayload](t, m); p.JobID != prefix+want {
+				t.Fatalf("namespace %q: got %q, want %q", nsp, p.JobID, prefix+want)
+			}
+		}
+	}
+}

@@ -15,7 +15,8 @@
 // upgrade to WebSocket when asked for one, asks the server (POST
 // /test/emit?user=) to emit job_progress to its user and waits for it, emits
 // "echo" with an ack callback, with timeout() (4.4+) and with emitWithAck()
-// (4.6+), sends "file" with binary data (ArrayBuffer, Blob, typed arrays)
+// (4.6+), connects with withCredentials to a server of another origin that
+// allows this one and to one that does not, sends "file" with binary data (ArrayBuffer, Blob, typed arrays)
 // and reads the binary ack and event that come back, asks the server ("bm_who", acked) which socket, user and
 // transport it sees, then disconnects and waits until every request of the
 // closed session has ended.
@@ -165,6 +166,25 @@ async function pageCase(stepMs) {
     };
     r.fileAck = JSON.stringify(bytesOf(await ack('the file ack', (resolve) => socket.emit('file', file, resolve))));
     r.fileEvent = JSON.stringify(bytesOf((await within('the file event', fileEvent))[0]));
+    // Cross-origin, with credentials (cookies, and CORS that must name
+    // the origin): a server that allows this page's origin, and one that
+    // does not.
+    const connectOther = (base, token) => {
+      const other = io(base, { auth: { token }, transports, upgrade, reconnection: false, forceNew: true, withCredentials: true });
+      return new Promise((resolve) => {
+        other.once('connect', () => {
+          const name = other.io.engine.transport.name;
+          other.disconnect();
+          resolve(name);
+        });
+        other.once('connect_error', (e) => {
+          other.disconnect();
+          resolve(`connect_error: ${e && e.message}`);
+        });
+      });
+    };
+    r.crossOrigin = await within('the cross-origin connect', connectOther(q.get('x'), q.get('xtoken')));
+    r.badOrigin = await within('the refused cross-origin connect', connectOther(q.get('bad'), q.get('badtoken')));
     r.who = await ack('the bm_who ack', (resolve) => socket.emit('bm_who', { text: 'who' }, resolve));
     r.transport = socket.io.engine.transport.name;
 
