@@ -272,8 +272,28 @@ func matrixBasics(t *testing.T, ts *testServer, catcher *socketCatcher, cv matri
 	// client -> server with ack, callback API; this also finds the socket.
 	sock := catcher.socket(t, ctx, c, user)
 
+	// socket.volatile: what the client sends is handled like any event.
+	// The client drops a volatile packet while its transport is busy (a
+	// long-poll POST in flight, an upgrade), so a few may be needed.
+	var args []json.RawMessage
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		a, err := c.EmitVolatileWithAck(actx, "echo", map[string]any{"text": "volatile"})
+		cancel()
+		if err == nil {
+			args = a
+			break
+		}
+		if attempt == 20 {
+			t.Fatalf("no volatile emit was acked in 20 attempts: %v", err)
+		}
+	}
+	if len(args) != 1 || string(args[0]) != `{"text":"VOLATILE"}` {
+		t.Fatalf("volatile.emit ack = %s", args)
+	}
+
 	// timeout() API.
-	args, err := c.EmitWithAck(ctx, "echo", 5*time.Second, map[string]any{"text": "timeout"})
+	args, err = c.EmitWithAck(ctx, "echo", 5*time.Second, map[string]any{"text": "timeout"})
 	if cv.timeout {
 		must(t, err)
 		if len(args) != 1 || string(args[0]) != `{"text":"TIMEOUT"}` {
