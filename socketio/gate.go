@@ -76,6 +76,24 @@ func (s *Server) onEngineConnection(args ...any) {
 	}
 	sid := sock.Id()
 	_ = sock.Once("close", func(...any) { s.polls.close(sid) })
+	if tr := sock.Transport(); tr != nil && tr.Name() == TransportPolling {
+		// Upstream gap (servers/engine v3.0.5): a polling session that
+		// upstream closes while no poll is parked (Socket.IO's "invalid
+		// state" close, e.g. a DISCONNECT and a CONNECT of one namespace in
+		// one POST) waits for the next poll to carry the close packet, but
+		// has already shut the queue that would write it: the poll hangs
+		// until closeTimeout. A poll that finds the session closing with
+		// nothing left to flush gets the close packet from herald, and the
+		// session closes at once, as the reference server does. (Upstream's
+		// close timer, which nothing can stop now, still fires after 30 s,
+		// harmlessly: see main_test.go.)
+		_ = tr.On("ready", func(...any) {
+			if sock.ReadyState() == "closing" && tr.Writable() {
+				s.polls.closeWith(sid, closeAfterNoopPayload)
+				tr.OnClose()
+			}
+		})
+	}
 	if sock.Request() == nil || sock.Request().Request() == nil {
 		return
 	}

@@ -49,7 +49,11 @@ func (p *pendingPolls) remove(sid string, pw *pollWriter) {
 }
 
 // close answers every pending poll of sid with the close packet.
-func (p *pendingPolls) close(sid string) {
+func (p *pendingPolls) close(sid string) { p.closeWith(sid, closePayload) }
+
+// closeWith answers every pending poll of sid with payload, which ends with
+// the close packet.
+func (p *pendingPolls) closeWith(sid string, payload string) {
 	p.mu.Lock()
 	var pws []*pollWriter
 	for pw := range p.polls[sid] {
@@ -57,9 +61,17 @@ func (p *pendingPolls) close(sid string) {
 	}
 	p.mu.Unlock()
 	for _, pw := range pws {
-		pw.closeSession()
+		pw.closeSession(payload)
 	}
 }
+
+// The payloads that answer a poll of a closed session: the close packet,
+// or, for a close that waited for the poll, a noop and the close packet
+// (what the reference server sends then).
+const (
+	closePayload          = "1"
+	closeAfterNoopPayload = "6\x1e1"
+)
 
 // pollWriter is the ResponseWriter upstream gets for a polling request. For
 // a long-poll GET, the first of upstream and herald to write owns the
@@ -155,7 +167,7 @@ func (pw *pollWriter) Flush() {
 
 // closeSession answers the poll with the close packet if upstream has not
 // answered it, then releases upstream's handler.
-func (pw *pollWriter) closeSession() {
+func (pw *pollWriter) closeSession(payload string) {
 	pw.mu.Lock()
 	owned := pw.owner == 0 && !pw.finished
 	if owned {
@@ -164,7 +176,7 @@ func (pw *pollWriter) closeSession() {
 		h.Set("Content-Type", "text/plain; charset=UTF-8")
 		h.Set("Cache-Control", "no-store")
 		pw.w.WriteHeader(http.StatusOK)
-		_, _ = pw.w.Write([]byte("1"))
+		_, _ = pw.w.Write([]byte(payload))
 	}
 	pw.mu.Unlock()
 	if owned {

@@ -15,6 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/nodeclient"
+	"github.com/herald-rt/herald/internal/redistest"
 	"github.com/herald-rt/herald/socketio"
 )
 
@@ -450,6 +452,71 @@ func TestProtocolBinary(t *testing.T) {
 			}
 			if closed, seen := closedWithin(ws, 3*time.Second); !closed {
 				t.Errorf("%q did not close the connection (got %q)", tc.header, seen)
+			}
+		})
+	}
+}
+
+// TestProtocolDisconnectThenConnectLikeNode sends packets that make the
+// server close a polling session while no poll is parked, to herald and to
+// the reference Node server (socket.io 4.8, testdata/node-server.js), and
+// checks that the next poll sees the same on both: the session closed, not a
+// poll that hangs (upstream's gap, see gate.go). Among them, a DISCONNECT of
+// "/" followed by a new CONNECT to it in one POST: both servers handle the
+// DISCONNECT on the socket's queue, after the CONNECT, which then finds the
+// namespace still joined, an invalid state. (socket.io-client sends the two
+// in one batch after socket.disconnect(); socket.connect() in one tick, and
+// reconnects by itself.)
+func TestProtocolDisconnectThenConnectLikeNode(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := testCtx(t, 30*time.Second)
+	ns := nodeclient.StartNodeServer(ctx, t, nodeclient.NodeServerOptions{RedisURL: r.URL()})
+	ts := startServer(t, socketio.Config{})
+
+	// outcome runs the exchange against base, connecting with auth, and
+	// reports what the client then sees.
+	outcome := func(t *testing.T, base, auth, post string) string {
+		code, body := httpDo(t, http.MethodGet, base+"/socket.io/?EIO=4&transport=polling", "")
+		var open struct{ Sid string }
+		if code != http.StatusOK || !strings.HasPrefix(body, "0") || json.Unmarshal([]byte(body[1:]), &open) != nil {
+			t.Fatalf("handshake = %d %q", code, body)
+		}
+		url := base + "/socket.io/?EIO=4&transport=polling&sid=" + open.Sid
+		if code, body := httpDo(t, http.MethodPost, url, "40"+auth); code != http.StatusOK || body != "ok" {
+			t.Fatalf("POST CONNECT = %d %q", code, body)
+		}
+		if code, body := httpDo(t, http.MethodGet, url, ""); code != http.StatusOK || !strings.HasPrefix(body, "40{") {
+			t.Fatalf("GET = %d %q, want the CONNECT answer", code, body)
+		}
+		// Node answers this POST with 429 when it has closed the session
+		// while reading it; herald with "ok".
+		postCode, _ := httpDo(t, http.MethodPost, url, strings.ReplaceAll(post, "AUTH", auth))
+		code, body = httpDo(t, http.MethodGet, url, "")
+		t.Logf("%s: POST %d, then GET %d %q", base, postCode, code, body)
+		switch {
+		case code == http.StatusOK && (body == "1" || strings.HasSuffix(body, "\x1e1")),
+			code == http.StatusBadRequest:
+			// The close packet ("6\x1e1" when the close waited for this
+			// poll), or "Session ID unknown" when the session finished
+			// closing first: both servers answer either way, by timing.
+			return "session closed"
+		case code == http.StatusOK && strings.HasPrefix(body, "40{"):
+			return "connected again"
+		}
+		return fmt.Sprintf("GET = %d %q", code, body)
+	}
+	for _, post := range []string{
+		"41\x1e40AUTH", // DISCONNECT and CONNECT of "/" in one POST
+		"4abc",         // not a Socket.IO packet
+		"42{}",         // an event that is not an array
+		"40AUTH",       // CONNECT to a namespace already joined
+	} {
+		t.Run(post, func(t *testing.T) {
+			node := outcome(t, ns.URL, `{"user":"alice"}`, post)
+			herald := outcome(t, ts.URL, fmt.Sprintf(`{"token":%q}`, ts.token(t, "alice")), post)
+			t.Logf("Node: %s; herald: %s", node, herald)
+			if node != herald {
+				t.Errorf("Node: %s; herald: %s", node, herald)
 			}
 		})
 	}
