@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzBytesJSON$$' -fuzztime=$(FUZZTIME) ./events
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateRoom$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzWireArg$$' -fuzztime=$(FUZZTIME) ./socketio
+	$(GO) test -run='^$$' -fuzz='^FuzzMsgpackDecoder$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClassic$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSharded$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONToMsgpack$$' -fuzztime=$(FUZZTIME) ./adapter

@@ -30,6 +30,16 @@ const (
 	TransportWebSocket = "websocket"
 )
 
+// Parser names, for Config.Parser.
+const (
+	// ParserDefault is Socket.IO's default parser (socket.io-parser):
+	// JSON text, binary data as attachments.
+	ParserDefault = "default"
+	// ParserMsgpack is socket.io-msgpack-parser's: every packet one
+	// MessagePack message, binary data inside it.
+	ParserMsgpack = "msgpack"
+)
+
 // Defaults for the zero values of Config fields.
 const (
 	DefaultPath              = "/socket.io/"
@@ -68,6 +78,13 @@ type Config struct {
 	// with polling and upgrade). WebSocket-only needs no sticky sessions
 	// when several nodes run behind a load balancer.
 	Transports []string
+	// Parser is the Socket.IO parser, ParserDefault or ParserMsgpack; ""
+	// means ParserDefault. Every client of the Server must use the same
+	// one, as with Node's socket.io: with ParserMsgpack, clients pass the
+	// npm package socket.io-msgpack-parser as io()'s parser option (or
+	// load socket.io-client's socket.io.msgpack.min.js bundle); a client
+	// with the other parser cannot connect.
+	Parser string
 	// PingInterval is how often the server pings a client; 0 means
 	// DefaultPingInterval.
 	PingInterval time.Duration
@@ -203,6 +220,13 @@ func (c Config) normalize() (Config, error) {
 		if t != TransportPolling && t != TransportWebSocket {
 			bad("unknown transport %q (want %q or %q)", t, TransportPolling, TransportWebSocket)
 		}
+	}
+	switch c.Parser {
+	case "":
+		c.Parser = ParserDefault
+	case ParserDefault, ParserMsgpack:
+	default:
+		bad("unknown parser %q (want %q or %q)", c.Parser, ParserDefault, ParserMsgpack)
 	}
 	durations := []struct {
 		name string

@@ -32,7 +32,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"bad origins", socketio.Config{Verifier: fakeVerifier{}, AllowedOrigins: []string{"example.com", "ftp://x", "https://ok.example"}}, []string{`"example.com"`, `"ftp://x"`}},
 		{"bad namespaces", socketio.Config{Verifier: fakeVerifier{}, Namespaces: []string{"/", "admin", "/a,b", "/a#", "/x*", "/t\n", "/" + strings.Repeat("n", socketio.MaxNamespaceLength), "/ok", "/ok", "/bad\xff"}},
 			[]string{`"/" is the main`, `"admin" does not start`, `"/a,b" has`, `"/a#" has`, `"/x*" has`, `"/t\n" has`, "longer than 128", `"/ok" is listed twice`, "UTF-8"}},
-		{"everything at once", socketio.Config{Path: "x", Transports: []string{"carrier-pigeon"}, ConnectTimeout: -1}, []string{"Verifier", "Path", "carrier-pigeon", "ConnectTimeout"}},
+		{"unknown parser", socketio.Config{Verifier: fakeVerifier{}, Parser: "json"}, []string{"unknown parser", `"json"`}},
+		{"parser names are case-sensitive", socketio.Config{Verifier: fakeVerifier{}, Parser: "MsgPack"}, []string{`"MsgPack"`}},
+		{"everything at once", socketio.Config{Path: "x", Transports: []string{"carrier-pigeon"}, ConnectTimeout: -1, Parser: " msgpack"}, []string{"Verifier", "Path", "carrier-pigeon", "ConnectTimeout", `" msgpack"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +54,18 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Errorf("valid origin reported: %v", err)
 			}
 		})
+	}
+}
+
+func TestNewAcceptsParsers(t *testing.T) {
+	for _, p := range []string{"", socketio.ParserDefault, socketio.ParserMsgpack} {
+		srv, err := socketio.New(socketio.Config{Verifier: fakeVerifier{}, Parser: p})
+		if err != nil {
+			t.Fatalf("Parser %q: %v", p, err)
+		}
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

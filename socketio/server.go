@@ -92,6 +92,9 @@ func New(cfg Config) (*Server, error) {
 	opts.SetConnectTimeout(cfg.ConnectTimeout)
 	opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
 	opts.SetAllowEIO3(false)
+	if cfg.Parser == ParserMsgpack {
+		opts.SetParser(msgpackParser{log: s.log})
+	}
 	if cfg.PerMessageDeflate {
 		opts.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: 1024})
 	}

@@ -6,9 +6,12 @@
 // Usage: node client.js '<json options>'
 //
 // Options: {url, path?, transports?, upgrade?, auth?, extraHeaders?, query?,
-// reconnection? (default false), timeout?, clientPackage?, authCallback?, ...}.
-// Every key except url, clientPackage and authCallback is passed to io() as
-// is; forceNew is always true and reconnection defaults to false.
+// reconnection? (default false), timeout?, clientPackage?, authCallback?,
+// parser?, ...}.
+// Every key except url, clientPackage, authCallback and parser is passed to
+// io() as is; forceNew is always true and reconnection defaults to false.
+//   parser: "default" (socket.io-parser) or "msgpack", which gives io() the
+//     parser option require("socket.io-msgpack-parser").
 //   clientPackage: the npm package to require, default "socket.io-client";
 //     package.json pins older 4.x releases under aliases such as
 //     "socket.io-client-4.0" (see there).
@@ -36,8 +39,9 @@
 //
 // Commands (stdin):
 //   {"cmd":"emit","event":..,"args":[..]}
-//   {"cmd":"emitWithAck","id":K,"event":..,"args":[..],"timeoutMs":T}
-//                                   (callback API; timeoutMs uses socket.timeout())
+//   {"cmd":"emitWithAck","id":K,"event":..,"args":[..],"timeoutMs":T,"volatile":bool}
+//                                   (callback API; timeoutMs uses socket.timeout(),
+//                                    volatile socket.volatile without timeoutMs)
 //   {"cmd":"emitWithAckPromise","id":K,"event":..,"args":[..],"timeoutMs":T}
 //                                   (socket.emitWithAck(), 4.6+; prints ack or ack_error)
 //   {"cmd":"info"}
@@ -139,9 +143,15 @@ try {
   process.exit(2);
 }
 
-const { url, clientPackage = "socket.io-client", authCallback = false, ...ioOpts } = opts;
+const { url, clientPackage = "socket.io-client", authCallback = false, parser = "default", ...ioOpts } = opts;
 let io;
 let clientVersion;
+if (parser === "msgpack") {
+  ioOpts.parser = require("socket.io-msgpack-parser");
+} else if (parser !== "default") {
+  fail(`bad options: parser must be "default" or "msgpack", got ${JSON.stringify(parser)}`);
+  process.exit(2);
+}
 try {
   if (typeof clientPackage !== "string" || !/^socket\.io-client(-[0-9][0-9.]*)?$/.test(clientPackage)) {
     throw new Error(`clientPackage must be "socket.io-client" or an alias "socket.io-client-X.Y", got ${JSON.stringify(clientPackage)}`);
@@ -277,7 +287,7 @@ function openNamespace(cmd) {
   }
   const s = manager.socket(nsp, { auth: cmd.auth || {} });
   namespaces.set(nsp, s);
-  s.on("connect", () => out({ type: "connect", nsp, id: s.id }));
+  s.on("connect", () => out({ type: "connect", nsp, id: s.id, recovered: Boolean(s.recovered) }));
   s.on("connect_error", (err) =>
     out({ type: "connect_error", nsp, message: err && err.message, data: err && err.data !== undefined ? err.data : null }),
   );
@@ -325,7 +335,8 @@ const commands = {
         }
       });
     } else {
-      socketFor(cmd).emit(event, ...args, (...resp) => out({ type: "ack", id, args: resp }));
+      const target = cmd.volatile ? socketFor(cmd).volatile : socketFor(cmd);
+      target.emit(event, ...args, (...resp) => out({ type: "ack", id, args: resp }));
     }
   },
   emitWithAckPromise(cmd) {

@@ -31,7 +31,7 @@ var staticFiles embed.FS
 type appConfig struct {
 	Secret     []byte        // HS256 secret
 	DevMode    bool          // serve GET /dev/token
-	BundlePath string        // socket.io.min.js on disk; "" = not installed
+	BundlePath string        // socket.io(.msgpack).min.js on disk; "" = not installed
 	Logger     *slog.Logger  // nil = silent
 	TokenTTL   time.Duration // dev tokens; 0 = 12h
 	// AnalysisDelay is how long a simulated analysis runs; 0 = 1.5s.
@@ -43,6 +43,8 @@ type appConfig struct {
 	NodeTTL   time.Duration     // 0 = adapter.DefaultNodeTTL
 	// Recovery enables connection-state recovery (streams mode only).
 	Recovery time.Duration
+	// Parser is socketio.Config.Parser; "" = the default parser.
+	Parser string
 }
 
 // app is the demo backend: the herald server plus the HTTP API that starts
@@ -86,6 +88,7 @@ func newApp(cfg appConfig) (*app, error) {
 		Logger:            cfg.Logger,
 		BroadcastPresence: true, // the demo shows everyone who is online
 		Recovery:          cfg.Recovery,
+		Parser:            cfg.Parser,
 	}
 	if cfg.Redis != nil {
 		if a.broker, err = adapter.NewRedisBroker(adapter.RedisBrokerConfig{

@@ -20,6 +20,9 @@
 //	HERALD_RECOVERY    connection-state recovery window (Go duration, e.g.
 //	                   2m; default off); a cluster needs
 //	                   HERALD_REDIS_MODE=streams
+//	HERALD_PARSER      default (socket.io-parser) or msgpack
+//	                   (socket.io-msgpack-parser; the page then loads
+//	                   socket.io-client's socket.io.msgpack.min.js bundle)
 package main
 
 import (
@@ -40,6 +43,7 @@ import (
 	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/socketio"
 )
 
 func main() {
@@ -55,7 +59,17 @@ func run() error {
 	if addr == "" {
 		addr = "localhost:3000"
 	}
-	cfg := appConfig{Secret: []byte(os.Getenv("HERALD_JWT_SECRET")), Logger: logger, BundlePath: findBundle()}
+	cfg := appConfig{Secret: []byte(os.Getenv("HERALD_JWT_SECRET")), Logger: logger}
+	bundle := "socket.io.min.js"
+	switch p := os.Getenv("HERALD_PARSER"); p {
+	case "", socketio.ParserDefault:
+	case socketio.ParserMsgpack:
+		cfg.Parser = p
+		bundle = "socket.io.msgpack.min.js" // the same client, its parser built in
+	default:
+		return fmt.Errorf("HERALD_PARSER: %q is neither %q nor %q", p, socketio.ParserDefault, socketio.ParserMsgpack)
+	}
+	cfg.BundlePath = findBundle(bundle)
 	if len(cfg.Secret) == 0 {
 		cfg.DevMode = true
 		cfg.Secret = make([]byte, 32)
@@ -132,10 +146,10 @@ func run() error {
 	return errors.Join(appErr, httpErr)
 }
 
-// findBundle looks for socket.io-client's browser bundle, installed by
-// `npm ci --prefix examples`, from the usual working directories.
-func findBundle() string {
-	const rel = "node_modules/socket.io-client/dist/socket.io.min.js"
+// findBundle looks for one of socket.io-client's browser bundles, installed
+// by `npm ci --prefix examples`, from the usual working directories.
+func findBundle(name string) string {
+	rel := "node_modules/socket.io-client/dist/" + name
 	for _, dir := range []string{"examples", ".", ".."} {
 		p := dir + "/" + rel
 		if _, err := os.Stat(p); err == nil {

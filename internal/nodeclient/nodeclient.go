@@ -88,6 +88,9 @@ type Options struct {
 	// reconnection presents the latest token (socket.io-client calls it on
 	// each connection attempt).
 	AuthCallback bool
+	// Parser is the Socket.IO parser: "" or "default" for socket.io-parser,
+	// "msgpack" for socket.io-msgpack-parser (io()'s parser option).
+	Parser string
 	// Extra holds further io() options passed verbatim, for example
 	// "reconnectionDelay", "reconnectionAttempts", "ackTimeout", "retries".
 	Extra map[string]any
@@ -298,6 +301,9 @@ func (o Options) ioOptions() map[string]any {
 	if o.AuthCallback {
 		m["authCallback"] = true
 	}
+	if o.Parser != "" {
+		m["parser"] = o.Parser
+	}
 	if o.Path != "" {
 		m["path"] = o.Path
 	}
@@ -456,6 +462,17 @@ func (c *Client) WaitIn(ctx context.Context, nsp, typ, event string) (Message, e
 	})
 }
 
+// EmitVolatileWithAck is EmitWithAck (callback API, no timeout) through
+// socket.volatile, which the client drops instead of buffering when it is
+// not connected.
+func (c *Client) EmitVolatileWithAck(ctx context.Context, event string, args ...any) ([]json.RawMessage, error) {
+	id := int(c.nextAckID.Add(1))
+	if err := c.Send(map[string]any{"cmd": "emitWithAck", "volatile": true, "id": id, "event": event, "args": nonNil(args)}); err != nil {
+		return nil, err
+	}
+	return c.waitAck(ctx, id, event)
+}
+
 // EmitWithAckIn is EmitWithAck (callback API, no timeout) on the socket of
 // namespace nsp opened with OpenNamespace.
 func (c *Client) EmitWithAckIn(ctx context.Context, nsp, event string, args ...any) ([]json.RawMessage, error) {
@@ -463,6 +480,11 @@ func (c *Client) EmitWithAckIn(ctx context.Context, nsp, event string, args ...a
 	if err := c.Send(map[string]any{"cmd": "emitWithAck", "nsp": nsp, "id": id, "event": event, "args": nonNil(args)}); err != nil {
 		return nil, err
 	}
+	return c.waitAck(ctx, id, event)
+}
+
+// waitAck waits for the answer to the emitWithAck command numbered id.
+func (c *Client) waitAck(ctx context.Context, id int, event string) ([]json.RawMessage, error) {
 	m, err := c.WaitFor(ctx, func(m Message) bool {
 		return (m.Type == "ack" || m.Type == "error") && m.AckID == id
 	})
@@ -470,7 +492,7 @@ func (c *Client) EmitWithAckIn(ctx context.Context, nsp, event string, args ...a
 		return nil, err
 	}
 	if m.Type == "error" {
-		return nil, fmt.Errorf("%w: emitWithAck %s in %s: %s", ErrCommand, event, nsp, m.Message)
+		return nil, fmt.Errorf("%w: emitWithAck %s: %s", ErrCommand, event, m.Message)
 	}
 	return nonNilRaw(m.Args), nil
 }

@@ -121,7 +121,8 @@ func (s *Script) WaitFor(ctx context.Context, match func(Message) bool) (Message
 
 // WaitType is WaitFor of the next message of type typ.
 func (s *Script) WaitType(ctx context.Context, typ string) (Message, error) {
-	return s.c.WaitType(ctx, typ)
+	// Not Client.WaitType: a script's lines may carry any "nsp".
+	return s.c.WaitFor(ctx, func(m Message) bool { return m.Type == typ })
 }
 
 // History returns a copy of every message printed so far, in order.
