@@ -77,6 +77,7 @@ func (s *Server) onEngineConnection(args ...any) {
 	sid := sock.Id()
 	_ = sock.Once("close", func(...any) { s.polls.close(sid) })
 	if tr := sock.Transport(); tr != nil && tr.Name() == TransportPolling {
+		// "ready": upstream has taken a poll (see pollWriter.markTaken).
 		// Upstream gap (servers/engine v3.0.5): a polling session that
 		// upstream closes while no poll is parked (Socket.IO's "invalid
 		// state" close, e.g. a DISCONNECT and a CONNECT of one namespace in
@@ -88,6 +89,7 @@ func (s *Server) onEngineConnection(args ...any) {
 		// close timer, which nothing can stop now, still fires after 30 s,
 		// harmlessly: see main_test.go.)
 		_ = tr.On("ready", func(...any) {
+			s.polls.markTaken(sid)
 			if sock.ReadyState() == "closing" && tr.Writable() {
 				s.polls.closeWith(sid, closeAfterNoopPayload)
 				tr.OnClose()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Upstream gap (servers/engine v3.0.5, polling.DoClose): when the server
@@ -90,10 +91,51 @@ type pollWriter struct {
 	hold     bool
 	heldCode int
 	held     bytes.Buffer
+
+	// taken is closed once upstream has taken the poll (its transport
+	// emitted "ready"), done when the handler returns.
+	taken, done         chan struct{}
+	takenOnce, doneOnce sync.Once
 }
 
 func newPollWriter(w http.ResponseWriter, cancel context.CancelFunc) *pollWriter {
-	return &pollWriter{w: w, cancel: cancel, header: make(http.Header)}
+	return &pollWriter{w: w, cancel: cancel, header: make(http.Header), taken: make(chan struct{}), done: make(chan struct{})}
+}
+
+// takeTimeout bounds the wait for upstream to take a poll before herald
+// cancels it anyway.
+const takeTimeout = 5 * time.Second
+
+// markTaken records that upstream has taken the poll: setting up a poll,
+// upstream writes the request context's Cleanup without synchronization and
+// then emits "ready" on the transport, while the context's watcher reads
+// Cleanup when the context is cancelled. Cancelling before then is a data
+// race in upstream (servers/engine v3.0.5); cancelWhenTaken waits for it.
+func (pw *pollWriter) markTaken() { pw.takenOnce.Do(func() { close(pw.taken) }) }
+
+// cancelWhenTaken cancels upstream's context of the poll once upstream has
+// taken it, or at once if the handler returned, or after takeTimeout.
+func (pw *pollWriter) cancelWhenTaken() {
+	t := time.NewTimer(takeTimeout)
+	defer t.Stop()
+	select {
+	case <-pw.taken:
+	case <-pw.done:
+		return
+	case <-t.C:
+	}
+	pw.cancel()
+}
+
+// markTaken marks sid's polls in flight as taken by upstream (see
+// pollWriter.markTaken). One poll at most is in flight per session (see
+// guardPoll); one already answered is marked too, harmlessly.
+func (p *pendingPolls) markTaken(sid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pw := range p.polls[sid] {
+		pw.markTaken()
+	}
 }
 
 func (pw *pollWriter) Header() http.Header { return pw.header }
@@ -104,6 +146,7 @@ func (pw *pollWriter) Header() http.Header { return pw.header }
 // ones, so the HTTP server never reuses the connection's buffers under an
 // upstream write.
 func (pw *pollWriter) finish() {
+	defer pw.doneOnce.Do(func() { close(pw.done) })
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	if pw.hold && pw.owner == 1 && !pw.finished {
@@ -182,8 +225,9 @@ func (pw *pollWriter) closeSession(payload string) {
 	if owned {
 		// Only now may the handler return: had upstream begun answering,
 		// releasing it would let the HTTP server reuse the connection's
-		// buffers while upstream still writes.
-		pw.cancel()
+		// buffers while upstream still writes. And only once upstream has
+		// taken the poll (see markTaken).
+		go pw.cancelWhenTaken()
 	}
 }
 

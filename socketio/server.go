@@ -245,7 +245,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	poll := sid != "" && r.Method == http.MethodGet
 	parent := r.Context()
 	if poll {
-		// See pollTaken: upstream sees the client go away only once it
+		// See forwardAbort: upstream sees the client go away only once it
 		// has taken the poll.
 		parent = context.WithoutCancel(parent)
 	}
@@ -257,46 +257,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if poll {
 		s.polls.add(sid, pw)
 		defer s.polls.remove(sid, pw)
-		served := make(chan struct{})
-		defer close(served)
-		go s.forwardAbort(r.Context(), served, sid, cancel)
+		go forwardAbort(r.Context(), pw)
 	}
 	s.engine.ServeHTTP(pw, r.WithContext(ctx))
 }
 
 // forwardAbort cancels upstream's context of a long-poll when the client
-// goes away, but not before upstream has taken the poll. Upstream gap
-// (servers/engine v3.0.5): taking a poll sets the request context's
-// Cleanup without synchronization, and the context's watcher reads it when
-// the request is cancelled: a client that aborts a poll at that moment
-// (a closed browser tab) is a data race. Once the transport is writable,
-// the poll is taken and Cleanup is set.
-func (s *Server) forwardAbort(client context.Context, served <-chan struct{}, sid string, cancel context.CancelFunc) {
+// goes away, but not before upstream has taken the poll (a client that
+// aborts a poll at that moment, such as a closed browser tab, would be a
+// data race in upstream: see pollWriter.markTaken).
+func forwardAbort(client context.Context, pw *pollWriter) {
 	select {
-	case <-served:
+	case <-pw.done:
 		return
 	case <-client.Done():
 	}
-	deadline := time.Now().Add(time.Second)
-	for !s.pollTaken(sid) && time.Now().Before(deadline) {
-		select {
-		case <-served:
-			return
-		case <-time.After(time.Millisecond):
-		}
-	}
-	cancel()
-}
-
-// pollTaken reports whether sid's polling transport holds a poll (or the
-// session is gone).
-func (s *Server) pollTaken(sid string) bool {
-	conn, ok := s.io.Engine().Clients().Load(sid)
-	if !ok {
-		return true
-	}
-	tr := conn.Transport()
-	return tr == nil || tr.Writable() || conn.ReadyState() != "open"
+	pw.cancelWhenTaken()
 }
 
 func (s *Server) originAllowed(origin, host string) bool {
