@@ -33,12 +33,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerifySigned$$' -fuzztime=$(FUZZTIME) ./auth
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./events
 	$(GO) test -run='^$$' -fuzz='^FuzzBytesJSON$$' -fuzztime=$(FUZZTIME) ./events
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/msgpack
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateRoom$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzWireArg$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzMsgpackDecoder$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClassic$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSharded$$' -fuzztime=$(FUZZTIME) ./adapter
-	$(GO) test -run='^$$' -fuzz='^FuzzJSONToMsgpack$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStreamEntry$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSession$$' -fuzztime=$(FUZZTIME) ./adapter
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/msgpack"
 )
 
 // The wire formats of Socket.IO's Redis adapters, which herald speaks so
@@ -84,29 +85,29 @@ func roomOfChannel(base, channel string) (string, bool) {
 // encodeClassic encodes m in the classic adapter's format.
 func encodeClassic(uid string, m Message) ([]byte, error) {
 	b := make([]byte, 0, 64+len(m.Event)+argsLen(m.Args))
-	b = mpAppendArrayHeader(b, 3)
-	b = mpAppendString(b, uid)
-	b = mpAppendMapHeader(b, 3)
-	b = mpAppendString(b, "type")
-	b = mpAppendInt(b, packetEvent)
-	b = mpAppendString(b, "data")
-	b = mpAppendArrayHeader(b, 1+len(m.Args))
-	b = mpAppendString(b, m.Event)
+	b = msgpack.AppendArrayHeader(b, 3)
+	b = msgpack.AppendString(b, uid)
+	b = msgpack.AppendMapHeader(b, 3)
+	b = msgpack.AppendString(b, "type")
+	b = msgpack.AppendInt(b, packetEvent)
+	b = msgpack.AppendString(b, "data")
+	b = msgpack.AppendArrayHeader(b, 1+len(m.Args))
+	b = msgpack.AppendString(b, m.Event)
 	for _, a := range m.Args {
 		var err error
 		if b, err = jsonToMsgpack(b, a); err != nil {
 			return nil, err
 		}
 	}
-	b = mpAppendString(b, "nsp")
-	b = mpAppendString(b, wireNamespace(m))
-	b = mpAppendMapHeader(b, 3)
-	b = mpAppendString(b, "rooms")
-	b = mpAppendStrings(b, m.Rooms)
-	b = mpAppendString(b, "except")
-	b = mpAppendStrings(b, m.Except)
-	b = mpAppendString(b, "flags")
-	b = mpAppendMapHeader(b, 0)
+	b = msgpack.AppendString(b, "nsp")
+	b = msgpack.AppendString(b, wireNamespace(m))
+	b = msgpack.AppendMapHeader(b, 3)
+	b = msgpack.AppendString(b, "rooms")
+	b = msgpack.AppendStrings(b, m.Rooms)
+	b = msgpack.AppendString(b, "except")
+	b = msgpack.AppendStrings(b, m.Except)
+	b = msgpack.AppendString(b, "flags")
+	b = msgpack.AppendMapHeader(b, 0)
 	return b, nil
 }
 
@@ -364,30 +365,30 @@ func hasBinary(m Message) bool {
 // {opts: {rooms, except, flags}, packet: {type, data, nsp}}, which the
 // sharded and streams adapters use for messages with binary data.
 func appendBroadcastMsgpack(b []byte, m Message) ([]byte, error) {
-	b = mpAppendMapHeader(b, 2)
-	b = mpAppendString(b, "opts")
-	b = mpAppendMapHeader(b, 3)
-	b = mpAppendString(b, "rooms")
-	b = mpAppendStrings(b, nonNil(m.Rooms))
-	b = mpAppendString(b, "except")
-	b = mpAppendStrings(b, nonNil(m.Except))
-	b = mpAppendString(b, "flags")
-	b = mpAppendMapHeader(b, 0)
-	b = mpAppendString(b, "packet")
-	b = mpAppendMapHeader(b, 3)
-	b = mpAppendString(b, "type")
-	b = mpAppendInt(b, packetEvent)
-	b = mpAppendString(b, "data")
-	b = mpAppendArrayHeader(b, 1+len(m.Args))
-	b = mpAppendString(b, m.Event)
+	b = msgpack.AppendMapHeader(b, 2)
+	b = msgpack.AppendString(b, "opts")
+	b = msgpack.AppendMapHeader(b, 3)
+	b = msgpack.AppendString(b, "rooms")
+	b = msgpack.AppendStrings(b, nonNil(m.Rooms))
+	b = msgpack.AppendString(b, "except")
+	b = msgpack.AppendStrings(b, nonNil(m.Except))
+	b = msgpack.AppendString(b, "flags")
+	b = msgpack.AppendMapHeader(b, 0)
+	b = msgpack.AppendString(b, "packet")
+	b = msgpack.AppendMapHeader(b, 3)
+	b = msgpack.AppendString(b, "type")
+	b = msgpack.AppendInt(b, packetEvent)
+	b = msgpack.AppendString(b, "data")
+	b = msgpack.AppendArrayHeader(b, 1+len(m.Args))
+	b = msgpack.AppendString(b, m.Event)
 	for _, a := range m.Args {
 		var err error
 		if b, err = jsonToMsgpack(b, a); err != nil {
 			return nil, err
 		}
 	}
-	b = mpAppendString(b, "nsp")
-	return mpAppendString(b, wireNamespace(m)), nil
+	b = msgpack.AppendString(b, "nsp")
+	return msgpack.AppendString(b, wireNamespace(m)), nil
 }
 
 // encodeSharded encodes m as the sharded adapter's broadcast message: JSON,
@@ -395,14 +396,14 @@ func appendBroadcastMsgpack(b []byte, m Message) ([]byte, error) {
 func encodeSharded(uid string, m Message) ([]byte, error) {
 	if hasBinary(m) {
 		b := make([]byte, 0, 96+len(m.Event)+argsLen(m.Args))
-		b = mpAppendMapHeader(b, 4)
-		b = mpAppendString(b, "uid")
-		b = mpAppendString(b, uid)
-		b = mpAppendString(b, "nsp")
-		b = mpAppendString(b, wireNamespace(m))
-		b = mpAppendString(b, "type")
-		b = mpAppendInt(b, clusterBroadcast)
-		b = mpAppendString(b, "data")
+		b = msgpack.AppendMapHeader(b, 4)
+		b = msgpack.AppendString(b, "uid")
+		b = msgpack.AppendString(b, uid)
+		b = msgpack.AppendString(b, "nsp")
+		b = msgpack.AppendString(b, wireNamespace(m))
+		b = msgpack.AppendString(b, "type")
+		b = msgpack.AppendInt(b, clusterBroadcast)
+		b = msgpack.AppendString(b, "data")
 		return appendBroadcastMsgpack(b, m)
 	}
 	var d shardedBroadcast
@@ -667,15 +668,15 @@ func decodeStreamEntry(values map[string]any) (uid string, m Message, ok bool, e
 // socket.data to it, and Node code expects an object there
 // (socket.data.user = ... in a middleware would throw on null).
 func encodeSession(s Session) string {
-	b := mpAppendMapHeader(nil, 4)
-	b = mpAppendString(b, "sid")
-	b = mpAppendString(b, s.SocketID)
-	b = mpAppendString(b, "pid")
-	b = mpAppendString(b, s.PID)
-	b = mpAppendString(b, "rooms")
-	b = mpAppendStrings(b, s.Rooms)
-	b = mpAppendString(b, "data")
-	b = mpAppendMapHeader(b, 0)
+	b := msgpack.AppendMapHeader(nil, 4)
+	b = msgpack.AppendString(b, "sid")
+	b = msgpack.AppendString(b, s.SocketID)
+	b = msgpack.AppendString(b, "pid")
+	b = msgpack.AppendString(b, s.PID)
+	b = msgpack.AppendString(b, "rooms")
+	b = msgpack.AppendStrings(b, s.Rooms)
+	b = msgpack.AppendString(b, "data")
+	b = msgpack.AppendMapHeader(b, 0)
 	return base64.StdEncoding.EncodeToString(b)
 }
 

@@ -308,36 +308,6 @@ func FuzzDecodeSharded(f *testing.F) {
 	})
 }
 
-func FuzzJSONToMsgpack(f *testing.F) {
-	for _, p := range payloads[:13] {
-		f.Add([]byte(p))
-	}
-	f.Fuzz(func(t *testing.T, js []byte) {
-		mp, err := jsonToMsgpack(nil, js)
-		if !json.Valid(js) {
-			if err == nil {
-				t.Fatalf("accepted invalid JSON %q", js)
-			}
-			return
-		}
-		if err != nil {
-			if errors.Is(err, ErrMalformed) {
-				return // too deep, or a number out of range
-			}
-			t.Fatalf("valid JSON refused: %v", err)
-		}
-		r := mpReader{b: mp}
-		back, err := r.toJSON(nil, 0)
-		if err != nil {
-			t.Fatalf("toJSON of our own encoding: %v", err)
-		}
-		var a, b any
-		if json.Unmarshal(js, &a) != nil || json.Unmarshal(back, &b) != nil || !reflect.DeepEqual(a, b) {
-			t.Fatalf("value changed: %s -> %s", js, back)
-		}
-	})
-}
-
 func FuzzDecodeStreamEntry(f *testing.F) {
 	data, _ := encodeStreamData(Message{Rooms: []string{"user:1"}, Event: "e", Args: []json.RawMessage{[]byte(payloads[0])}})
 	f.Add("3", "/", data)

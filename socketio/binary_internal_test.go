@@ -54,16 +54,17 @@ func FuzzWireArg(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, js []byte) {
-		if !json.Valid(js) {
-			return
+		var a any
+		if !json.Valid(js) || json.Unmarshal(js, &a) != nil {
+			return // not JSON, or a number beyond float64 that the comparison below cannot read
 		}
 		v := wireArg(js)
 		back, err := appendArgJSON(nil, v, 0)
 		if err != nil {
 			t.Fatalf("wireArg(%s) gave %#v, which does not encode: %v", js, v, err)
 		}
-		var a, b any
-		if json.Unmarshal(js, &a) != nil || json.Unmarshal(back, &b) != nil || !reflect.DeepEqual(a, b) {
+		var b any
+		if json.Unmarshal(back, &b) != nil || !reflect.DeepEqual(a, b) {
 			t.Fatalf("wireArg(%s) changed the value: %s", js, back)
 		}
 	})

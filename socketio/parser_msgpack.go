@@ -8,15 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
-	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/msgpack"
 )
 
 // The MessagePack parser, for clients that use socket.io-msgpack-parser
@@ -52,7 +52,8 @@ const (
 	maxMsgpackDepth = 64
 	// maxMsgpackEncodeDepth bounds the nesting of the Go values (maps and
 	// slices) around the JSON texts herald writes, which may refer to
-	// themselves; JSON texts are bounded by json.Valid (10000 levels).
+	// themselves; JSON texts are bounded by msgpack.DefaultMaxDepth (10000
+	// levels, as encoding/json).
 	maxMsgpackEncodeDepth = 10000
 )
 
@@ -116,11 +117,11 @@ func appendMsgpackPacket(b []byte, p *parser.Packet) ([]byte, error) {
 	if p.Id != nil {
 		n++
 	}
-	b = mpAppendMapHeader(b, n)
-	b = mpAppendInt(mpAppendString(b, "type"), int64(typ))
+	b = msgpack.AppendMapHeader(b, n)
+	b = msgpack.AppendInt(msgpack.AppendString(b, "type"), int64(typ))
 	if p.Data != nil {
 		var err error
-		if b, err = appendMsgpackValue(mpAppendString(b, "data"), p.Data, 1); err != nil {
+		if b, err = appendMsgpackValue(msgpack.AppendString(b, "data"), p.Data, 1); err != nil {
 			return nil, err
 		}
 	}
@@ -128,9 +129,9 @@ func appendMsgpackPacket(b []byte, p *parser.Packet) ([]byte, error) {
 	if nsp == "" {
 		nsp = "/" // the default parser's empty namespace; the client compares names
 	}
-	b = mpAppendString(mpAppendString(b, "nsp"), nsp)
+	b = msgpack.AppendString(msgpack.AppendString(b, "nsp"), nsp)
 	if p.Id != nil {
-		b = mpAppendUint(mpAppendString(b, "id"), *p.Id)
+		b = msgpack.AppendUint(msgpack.AppendString(b, "id"), *p.Id)
 	}
 	return b, nil
 }
@@ -145,55 +146,37 @@ func appendMsgpackValue(b []byte, v any, depth int) ([]byte, error) {
 	}
 	switch x := v.(type) {
 	case nil:
-		return mpAppendNil(b), nil
+		return msgpack.AppendNil(b), nil
 	case json.RawMessage:
 		return appendMsgpackJSON(b, x)
 	case string:
-		return mpAppendString(b, x), nil
+		return msgpack.AppendString(b, x), nil
 	case bool:
-		return mpAppendBool(b, x), nil
+		return msgpack.AppendBool(b, x), nil
 	case []byte:
-		return mpAppendBin(b, x), nil
+		return msgpack.AppendBin(b, x), nil
 	case *types.StringBuffer:
-		return mpAppendString(b, x.String()), nil // text, as the default parser writes it
+		return msgpack.AppendString(b, x.String()), nil // text, as the default parser writes it
 	case *strings.Reader:
 		s := make([]byte, x.Size())
 		n, _ := x.ReadAt(s, 0)
-		return mpAppendString(b, string(s[:n])), nil
+		return msgpack.AppendString(b, string(s[:n])), nil
 	case byteser: // upstream's binary buffers
-		return mpAppendBin(b, x.Bytes()), nil
+		return msgpack.AppendBin(b, x.Bytes()), nil
 	case io.Reader:
 		data, err := io.ReadAll(x)
 		if err != nil {
 			return nil, fmt.Errorf("socketio: read binary value: %w", err)
 		}
-		return mpAppendBin(b, data), nil
-	case int:
-		return mpAppendInt(b, int64(x)), nil
-	case int8:
-		return mpAppendInt(b, int64(x)), nil
-	case int16:
-		return mpAppendInt(b, int64(x)), nil
-	case int32:
-		return mpAppendInt(b, int64(x)), nil
-	case int64:
-		return mpAppendInt(b, x), nil
-	case uint:
-		return mpAppendUint(b, uint64(x)), nil
-	case uint8:
-		return mpAppendUint(b, uint64(x)), nil
-	case uint16:
-		return mpAppendUint(b, uint64(x)), nil
-	case uint32:
-		return mpAppendUint(b, uint64(x)), nil
-	case uint64:
-		return mpAppendUint(b, x), nil
-	case float32:
-		return mpAppendNumber(b, float64(x)), nil
-	case float64:
-		return mpAppendNumber(b, x), nil
+		return msgpack.AppendBin(b, data), nil
+	case int, int8, int16, int32, int64:
+		return msgpack.AppendInt(b, reflect.ValueOf(x).Int()), nil
+	case uint, uint8, uint16, uint32, uint64:
+		return msgpack.AppendUint(b, reflect.ValueOf(x).Uint()), nil
+	case float32, float64:
+		return msgpack.AppendNumber(b, reflect.ValueOf(x).Float()), nil
 	case []any:
-		b = mpAppendArrayHeader(b, len(x))
+		b = msgpack.AppendArrayHeader(b, len(x))
 		for _, e := range x {
 			var err error
 			if b, err = appendMsgpackValue(b, e, depth+1); err != nil {
@@ -207,10 +190,10 @@ func appendMsgpackValue(b []byte, v any, depth int) ([]byte, error) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys) // as encoding/json
-		b = mpAppendMapHeader(b, len(keys))
+		b = msgpack.AppendMapHeader(b, len(keys))
 		for _, k := range keys {
 			var err error
-			if b, err = appendMsgpackValue(mpAppendString(b, k), x[k], depth+1); err != nil {
+			if b, err = appendMsgpackValue(msgpack.AppendString(b, k), x[k], depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -223,268 +206,16 @@ func appendMsgpackValue(b []byte, v any, depth int) ([]byte, error) {
 	return appendMsgpackJSON(b, js)
 }
 
-// ---- JSON to MessagePack ----
-
-// appendMsgpackJSON appends the MessagePack form of the JSON text js:
-// object members in order, numbers as mpAppendNumber writes them, the
-// marker objects of events.Bytes as bin.
+// appendMsgpackJSON appends the MessagePack form of the JSON text js as
+// msgpack.AppendJSON writes it: object members in order, numbers as
+// notepack.io writes JavaScript numbers, the marker objects of
+// events.Bytes as bin.
 func appendMsgpackJSON(b, js []byte) ([]byte, error) {
-	if !json.Valid(js) { // which also bounds its nesting
-		return nil, errors.New("socketio: invalid JSON argument")
+	b, err := msgpack.AppendJSON(b, js, msgpack.JSONOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("socketio: JSON argument: %w", err)
 	}
-	t := jsonTranscoder{src: js}
-	t.space()
-	return t.value(b)
-}
-
-// jsonTranscoder walks JSON text that json.Valid accepted.
-type jsonTranscoder struct {
-	src []byte
-	pos int
-}
-
-func (t *jsonTranscoder) space() {
-	for t.pos < len(t.src) {
-		switch t.src[t.pos] {
-		case ' ', '\t', '\n', '\r':
-			t.pos++
-		default:
-			return
-		}
-	}
-}
-
-func (t *jsonTranscoder) value(b []byte) ([]byte, error) {
-	if t.pos >= len(t.src) {
-		return nil, errors.New("socketio: unexpected end of JSON")
-	}
-	switch c := t.src[t.pos]; c {
-	case '{':
-		if data, n, ok := events.ParseBytesJSON(t.src[t.pos:]); ok {
-			t.pos += n
-			return mpAppendBin(b, data), nil
-		}
-		return t.container(b, '}')
-	case '[':
-		return t.container(b, ']')
-	case '"':
-		s, err := t.str()
-		if err != nil {
-			return nil, err
-		}
-		return mpAppendString(b, s), nil
-	case 't':
-		t.pos += len("true")
-		return mpAppendBool(b, true), nil
-	case 'f':
-		t.pos += len("false")
-		return mpAppendBool(b, false), nil
-	case 'n':
-		t.pos += len("null")
-		return mpAppendNil(b), nil
-	default:
-		start := t.pos
-		for t.pos < len(t.src) && strings.IndexByte("+-.0123456789eE", t.src[t.pos]) >= 0 {
-			t.pos++
-		}
-		return mpAppendJSONNumber(b, string(t.src[start:t.pos]))
-	}
-}
-
-// container transcodes an object (end '}') or an array (end ']'). The
-// header, whose size depends on the count, is written once the members
-// are.
-func (t *jsonTranscoder) container(b []byte, end byte) ([]byte, error) {
-	t.pos++ // { or [
-	start := len(b)
-	n := 0
-	for {
-		t.space()
-		if t.pos >= len(t.src) {
-			return nil, errors.New("socketio: unexpected end of JSON")
-		}
-		if t.src[t.pos] == end {
-			t.pos++
-			break
-		}
-		if t.src[t.pos] == ',' {
-			t.pos++
-			t.space()
-		}
-		var err error
-		if end == '}' {
-			var key string
-			if key, err = t.str(); err != nil {
-				return nil, err
-			}
-			b = mpAppendString(b, key)
-			t.space()
-			t.pos++ // :
-			t.space()
-		}
-		if b, err = t.value(b); err != nil {
-			return nil, err
-		}
-		n++
-	}
-	var hdr []byte
-	if end == '}' {
-		hdr = mpAppendMapHeader(nil, n)
-	} else {
-		hdr = mpAppendArrayHeader(nil, n)
-	}
-	return slices.Insert(b, start, hdr...), nil
-}
-
-// str reads the JSON string at t.pos.
-func (t *jsonTranscoder) str() (string, error) {
-	start := t.pos
-	if start >= len(t.src) || t.src[start] != '"' {
-		return "", errors.New("socketio: JSON string expected")
-	}
-	plain := true
-	for i := start + 1; i < len(t.src); i++ {
-		switch t.src[i] {
-		case '\\':
-			plain = false
-			i++
-		case '"':
-			t.pos = i + 1
-			if plain {
-				return string(t.src[start+1 : i]), nil
-			}
-			var s string
-			if err := json.Unmarshal(t.src[start:t.pos], &s); err != nil {
-				return "", fmt.Errorf("socketio: JSON string: %w", err)
-			}
-			return s, nil
-		}
-	}
-	return "", errors.New("socketio: unterminated JSON string")
-}
-
-// mpAppendJSONNumber appends the JSON number lit: an integer that fits
-// int64 or uint64 exactly, anything else as mpAppendNumber does.
-func mpAppendJSONNumber(b []byte, lit string) ([]byte, error) {
-	if v, err := strconv.ParseInt(lit, 10, 64); err == nil {
-		return mpAppendInt(b, v), nil
-	}
-	if v, err := strconv.ParseUint(lit, 10, 64); err == nil {
-		return mpAppendUint(b, v), nil
-	}
-	f, err := strconv.ParseFloat(lit, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return nil, fmt.Errorf("socketio: JSON number %q", lit)
-	}
-	return mpAppendNumber(b, f), nil
-}
-
-// mpAppendNumber appends f as notepack.io writes a JavaScript number: an
-// integral value as the smallest integer (-0 as 0), anything else as a
-// float64.
-func mpAppendNumber(b []byte, f float64) []byte {
-	if f == math.Trunc(f) && !math.IsInf(f, 0) {
-		switch {
-		case f >= -(1<<63) && f < 1<<63:
-			return mpAppendInt(b, int64(f))
-		case f >= 0 && f < 1<<64:
-			return mpAppendUint(b, uint64(f))
-		}
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(f))
-}
-
-// ---- MessagePack writing ----
-
-func mpAppendNil(b []byte) []byte { return append(b, 0xc0) }
-
-func mpAppendBool(b []byte, v bool) []byte {
-	if v {
-		return append(b, 0xc3)
-	}
-	return append(b, 0xc2)
-}
-
-func mpAppendInt(b []byte, v int64) []byte {
-	switch {
-	case v >= 0:
-		return mpAppendUint(b, uint64(v))
-	case v >= -32:
-		return append(b, byte(v))
-	case v >= math.MinInt8:
-		return append(b, 0xd0, byte(v))
-	case v >= math.MinInt16:
-		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(v))
-	case v >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(v))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(v))
-	}
-}
-
-func mpAppendUint(b []byte, v uint64) []byte {
-	switch {
-	case v <= 0x7f:
-		return append(b, byte(v))
-	case v <= math.MaxUint8:
-		return append(b, 0xcc, byte(v))
-	case v <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(v))
-	case v <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
-	}
-}
-
-func mpAppendString(b []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-	}
-	return append(b, s...)
-}
-
-func mpAppendBin(b, data []byte) []byte {
-	n := len(data)
-	switch {
-	case n <= math.MaxUint8:
-		b = append(b, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
-	}
-	return append(b, data...)
-}
-
-func mpAppendArrayHeader(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
-	}
-}
-
-func mpAppendMapHeader(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xde), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
-	}
+	return b, nil
 }
 
 // ---- Decoding ----
