@@ -23,6 +23,8 @@ func TestBuiltinNames(t *testing.T) {
 		events.UserOnline:        "user_online",
 		events.UserOffline:       "user_offline",
 		events.Authenticated:     "authenticated",
+		events.AuthExpired:       "auth_expired",
+		events.Reauthenticate:    "reauthenticate",
 	}
 	for ev, want := range cases {
 		if ev.Name() != want {

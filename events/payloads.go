@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The events herald's product speaks. Each name is bound to its payload type;
@@ -29,6 +30,13 @@ var (
 
 	// Authenticated is sent to a socket once its handshake is accepted.
 	Authenticated = Define[AuthenticatedPayload]("authenticated")
+	// AuthExpired warns a socket that its token expires at ExpiresAt, when
+	// the server disconnects it unless it re-authenticates first.
+	AuthExpired = Define[AuthExpiredPayload]("auth_expired")
+	// Reauthenticate is sent by a client with a fresh token, before its
+	// token expires, to stay connected; the server acknowledges it with a
+	// ReauthenticatedPayload or an {error: {code, message}}.
+	Reauthenticate = Define[ReauthenticatePayload]("reauthenticate")
 )
 
 // Limits on the fields of the built-in payloads.
@@ -37,6 +45,7 @@ const (
 	MaxMessageLength = 16 << 10 // message, error
 	MaxProgress      = 100      // progress is a percentage
 	maxStatusLength  = 64       // analysis status
+	MaxTokenLength   = 16 << 10 // reauthenticate's token
 )
 
 var errEmptyID = errors.New("id is empty")
@@ -140,3 +149,33 @@ type AuthenticatedPayload struct {
 
 // Validate implements Validator.
 func (p AuthenticatedPayload) Validate() error { return checkID("userId", p.UserID) }
+
+// AuthExpiredPayload is the payload of auth_expired.
+type AuthExpiredPayload struct {
+	// ExpiresAt is when the socket's token expires and the server
+	// disconnects it (RFC 3339, UTC).
+	ExpiresAt time.Time `json:"expiresAt"`
+	Meta
+}
+
+// ReauthenticatePayload is the payload of reauthenticate.
+type ReauthenticatePayload struct {
+	Token string `json:"token"`
+}
+
+// Validate implements Validator.
+func (p ReauthenticatePayload) Validate() error {
+	switch {
+	case p.Token == "":
+		return errors.New("token: empty")
+	case len(p.Token) > MaxTokenLength:
+		return fmt.Errorf("token: longer than %d bytes", MaxTokenLength)
+	}
+	return nil
+}
+
+// ReauthenticatedPayload acknowledges a reauthenticate that was accepted:
+// the socket's new deadline.
+type ReauthenticatedPayload struct {
+	ExpiresAt time.Time `json:"expiresAt"`
+}

@@ -43,6 +43,7 @@ const (
 // Defaults for the zero values of Config fields.
 const (
 	DefaultPath              = "/socket.io/"
+	DefaultExpiryWarning     = time.Minute
 	DefaultPingInterval      = 25 * time.Second
 	DefaultPingTimeout       = 20 * time.Second
 	DefaultConnectTimeout    = 45 * time.Second
@@ -118,6 +119,15 @@ type Config struct {
 	// whose Origin header names another host is refused with 403. Requests
 	// without an Origin header (server-side clients) are always allowed.
 	AllowedOrigins []string
+
+	// ExpiryWarning is how long before a socket's token expires the socket
+	// receives auth_expired ({expiresAt}); at expiresAt the Server closes
+	// the socket's connection, unless the client sent reauthenticate with
+	// a fresh token of the same user first. socket.io-client then
+	// reconnects by itself, with a fresh token when its auth option is a
+	// callback. 0 means DefaultExpiryWarning; a warning longer than the
+	// token's remaining lifetime is sent at once.
+	ExpiryWarning time.Duration
 
 	// AckTimeout bounds EmitWithAck when its context has no deadline; 0
 	// means DefaultAckTimeout.
@@ -238,6 +248,7 @@ func (c Config) normalize() (Config, error) {
 		{"ConnectTimeout", &c.ConnectTimeout, DefaultConnectTimeout},
 		{"AckTimeout", &c.AckTimeout, DefaultAckTimeout},
 		{"HandlerTimeout", &c.HandlerTimeout, DefaultHandlerTimeout},
+		{"ExpiryWarning", &c.ExpiryWarning, DefaultExpiryWarning},
 	}
 	for _, d := range durations {
 		switch {

@@ -27,7 +27,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"bad path", socketio.Config{Verifier: fakeVerifier{}, Path: "socket.io"}, []string{"Path"}},
 		{"path with query", socketio.Config{Verifier: fakeVerifier{}, Path: "/x?y"}, []string{"Path"}},
 		{"unknown transport", socketio.Config{Verifier: fakeVerifier{}, Transports: []string{"webtransport"}}, []string{"unknown transport"}},
-		{"negative durations", socketio.Config{Verifier: fakeVerifier{}, PingInterval: -1, PingTimeout: -1, AckTimeout: -1}, []string{"PingInterval", "PingTimeout", "AckTimeout"}},
+		{"negative durations", socketio.Config{Verifier: fakeVerifier{}, PingInterval: -1, PingTimeout: -1, AckTimeout: -1, ExpiryWarning: -1}, []string{"PingInterval", "PingTimeout", "AckTimeout", "ExpiryWarning"}},
 		{"negative buffer", socketio.Config{Verifier: fakeVerifier{}, MaxHTTPBufferSize: -5}, []string{"MaxHTTPBufferSize"}},
 		{"bad origins", socketio.Config{Verifier: fakeVerifier{}, AllowedOrigins: []string{"example.com", "ftp://x", "https://ok.example"}}, []string{`"example.com"`, `"ftp://x"`}},
 		{"bad namespaces", socketio.Config{Verifier: fakeVerifier{}, Namespaces: []string{"/", "admin", "/a,b", "/a#", "/x*", "/t\n", "/" + strings.Repeat("n", socketio.MaxNamespaceLength), "/ok", "/ok", "/bad\xff"}},

@@ -152,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 			s.observeRooms(obs, name, nsp)
 		}
 	}
+	if err := OnAck(s, events.Reauthenticate, s.reauthenticate); err != nil {
+		return nil, err
+	}
 	if err := cfg.Broker.Subscribe(s.deliver); err != nil {
 		return nil, fmt.Errorf("%w: Broker: %w", ErrInvalidConfig, err)
 	}
@@ -388,6 +391,7 @@ func (s *Server) onConnection(raw *socket.Socket) {
 		s.onDisconnect(sock, "transport close")
 		return
 	}
+	s.scheduleExpiry(sock, p.ExpiresAt)
 	s.log.Debug("socket connected", "sid", sock.id, "user", sock.userID, "transport", sock.Transport())
 	if err := Emit(s.ctx, sock, events.Authenticated, events.AuthenticatedPayload{UserID: sock.userID}); err != nil {
 		s.log.Debug("authenticated event not sent", "sid", sock.id, "err", err)
@@ -397,6 +401,7 @@ func (s *Server) onConnection(raw *socket.Socket) {
 func (s *Server) onDisconnect(sock *Socket, reason string) {
 	sock.once.Do(func() {
 		sock.cancel()
+		sock.stopExpiry()
 		// Presence first: once Shutdown sees no socket left, every
 		// transition it causes must be queued for delivery.
 		s.presenceMu.Lock()

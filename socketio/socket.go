@@ -65,6 +65,9 @@ type Socket struct {
 
 	emitMu sync.Mutex // upstream's Timeout flag is per socket, not per call
 	tasks  serialQueue
+
+	authMu sync.Mutex // guards principal (after a reauthenticate) and expiry
+	expiry *expiry
 }
 
 func newSocket(srv *Server, raw *socket.Socket, p auth.Principal) *Socket {
@@ -93,13 +96,28 @@ func (s *Socket) Namespace() string { return s.nsp }
 // UserID returns the authenticated user's id.
 func (s *Socket) UserID() string { return s.userID }
 
-// ExpiresAt returns when the token presented at the handshake expires.
-func (s *Socket) ExpiresAt() time.Time { return s.principal.ExpiresAt }
+// ExpiresAt returns when the socket's token expires: the one presented at
+// the handshake, or the latest accepted reauthenticate's.
+func (s *Socket) ExpiresAt() time.Time {
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	return s.principal.ExpiresAt
+}
 
-// Claim returns one claim of the token presented at the handshake.
+// Claim returns one claim of the socket's token (see ExpiresAt).
 func (s *Socket) Claim(name string) (any, bool) {
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
 	v, ok := s.principal.Claims[name]
 	return v, ok
+}
+
+// setPrincipal replaces the socket's token after a reauthenticate.
+func (s *Socket) setPrincipal(p auth.Principal) {
+	p.Claims = maps.Clone(p.Claims)
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	s.principal = p
 }
 
 // Context returns a context that ends when the socket disconnects.
