@@ -44,6 +44,8 @@ const (
 const (
 	DefaultPath              = "/socket.io/"
 	DefaultExpiryWarning     = time.Minute
+	DefaultEventRate         = 100
+	DefaultMaxRoomsPerSocket = 100
 	DefaultPingInterval      = 25 * time.Second
 	DefaultPingTimeout       = 20 * time.Second
 	DefaultConnectTimeout    = 45 * time.Second
@@ -119,6 +121,17 @@ type Config struct {
 	// whose Origin header names another host is refused with 403. Requests
 	// without an Origin header (server-side clients) are always allowed.
 	AllowedOrigins []string
+
+	// EventRate is how many events per second a socket may send, with
+	// bursts of as many: a token bucket per socket. An event over the limit
+	// is dropped before its handler runs; a client that asked for an
+	// acknowledgement receives {error: {code: "rate_limited"}}. 0 means
+	// DefaultEventRate; -1 means no limit.
+	EventRate int
+	// MaxRoomsPerSocket is how many rooms Socket.Join lets a socket be in,
+	// its user's room and its own excepted; Join fails with ErrTooManyRooms
+	// beyond. 0 means DefaultMaxRoomsPerSocket; -1 means no limit.
+	MaxRoomsPerSocket int
 
 	// ExpiryWarning is how long before a socket's token expires the socket
 	// receives auth_expired ({expiresAt}); at expiresAt the Server closes
@@ -237,6 +250,18 @@ func (c Config) normalize() (Config, error) {
 	case ParserDefault, ParserMsgpack:
 	default:
 		bad("unknown parser %q (want %q or %q)", c.Parser, ParserDefault, ParserMsgpack)
+	}
+	for _, l := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"EventRate", &c.EventRate, DefaultEventRate}, {"MaxRoomsPerSocket", &c.MaxRoomsPerSocket, DefaultMaxRoomsPerSocket}} {
+		switch {
+		case *l.v == 0:
+			*l.v = l.def
+		case *l.v < -1:
+			bad("%s must be positive, 0 (the default) or -1 (no limit)", l.name)
+		}
 	}
 	durations := []struct {
 		name string

@@ -16,6 +16,9 @@ var (
 	// ErrInvalidRoom means a room name is empty, too long, not UTF-8, has
 	// control characters, or is reserved (user rooms are managed by herald).
 	ErrInvalidRoom = errors.New("socketio: invalid room name")
+	// ErrTooManyRooms means Socket.Join would exceed
+	// Config.MaxRoomsPerSocket.
+	ErrTooManyRooms = errors.New("socketio: too many rooms")
 	// ErrUnknownNamespace means a namespace is not served (Server.Of) or
 	// not a valid name (Emitter.Of).
 	ErrUnknownNamespace = errors.New("socketio: unknown namespace")
@@ -38,6 +41,7 @@ const (
 	CodeInvalidPayload     = "invalid_payload"
 	CodeUnknownEvent       = "unknown_event"
 	CodeInternal           = "internal"
+	CodeRateLimited        = "rate_limited"
 )
 
 // Error is an error a handler returns to show a client a code and message.

@@ -90,6 +90,13 @@ func (s *Server) onEvent(sock *Socket, args []any) {
 			ack, args = a, args[:n-1]
 		}
 	}
+	if !sock.allowEvent(time.Now()) {
+		s.log.Debug("event over Config.EventRate dropped", "sid", sock.id, "user", sock.userID, "event", name)
+		if ack != nil {
+			ack([]any{map[string]any{"error": Error{Code: CodeRateLimited, Message: "too many events"}}}, nil)
+		}
+		return
+	}
 	s.mu.RLock()
 	h := s.handlers[name]
 	s.mu.RUnlock()

@@ -68,6 +68,32 @@ type Socket struct {
 
 	authMu sync.Mutex // guards principal (after a reauthenticate) and expiry
 	expiry *expiry
+
+	rateMu sync.Mutex // the event token bucket (Config.EventRate)
+	tokens float64
+	filled time.Time
+}
+
+// allowEvent takes a token from the socket's event bucket, which holds
+// Config.EventRate tokens and refills at that many per second.
+func (s *Socket) allowEvent(now time.Time) bool {
+	rate := s.srv.cfg.EventRate
+	if rate < 0 {
+		return true
+	}
+	s.rateMu.Lock()
+	defer s.rateMu.Unlock()
+	if s.filled.IsZero() {
+		s.tokens = float64(rate)
+	} else {
+		s.tokens = min(float64(rate), s.tokens+now.Sub(s.filled).Seconds()*float64(rate))
+	}
+	s.filled = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
 }
 
 func newSocket(srv *Server, raw *socket.Socket, p auth.Principal) *Socket {
@@ -135,7 +161,8 @@ func (s *Socket) Transport() string {
 }
 
 // Join adds the socket to room. User rooms (UserRoomPrefix) are managed by
-// the Server and cannot be joined.
+// the Server and cannot be joined. A socket may be in
+// Config.MaxRoomsPerSocket rooms: Join fails with ErrTooManyRooms beyond.
 func (s *Socket) Join(room string) error {
 	if err := ValidateRoom(room); err != nil {
 		return err
@@ -145,6 +172,11 @@ func (s *Socket) Join(room string) error {
 	}
 	if !s.Connected() {
 		return ErrDisconnected
+	}
+	rooms := s.raw.Rooms()
+	// Its own room and its user's room do not count.
+	if max := s.srv.cfg.MaxRoomsPerSocket; max >= 0 && !rooms.Has(socket.Room(room)) && rooms.Len()-2 >= max {
+		return fmt.Errorf("%w: %d rooms already (Config.MaxRoomsPerSocket)", ErrTooManyRooms, max)
 	}
 	s.raw.Join(socket.Room(room))
 	return nil

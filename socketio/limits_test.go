@@ -1,0 +1,92 @@
+package socketio_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/nodeclient"
+	"github.com/herald-rt/herald/socketio"
+)
+
+var (
+	countEvent = events.Define[echoPayload]("count")
+	roomsEvent = events.Define[echoPayload]("join_rooms")
+)
+
+// TestEventRate: a socket that sends more than Config.EventRate events per
+// second has the extra ones dropped before their handler, and acked with
+// rate_limited; once the bucket refills, events go through again.
+func TestEventRate(t *testing.T) {
+	ts := startServer(t, socketio.Config{EventRate: 5})
+	var handled atomic.Int64
+	must(t, socketio.OnAck(ts.Server, countEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) (echoPayload, error) {
+		handled.Add(1)
+		return p, nil
+	}))
+	ctx := testCtx(t, 30*time.Second)
+	c := ts.connect(t, "flood", "websocket")
+	const sent = 30
+	for i := range sent {
+		must(t, c.Send(map[string]any{"cmd": "emitWithAck", "id": 1000 + i, "event": "count", "args": []any{map[string]any{"text": fmt.Sprint(i)}}}))
+	}
+	ok, limited := 0, 0
+	for i := range sent {
+		m, err := c.WaitFor(ctx, func(m nodeclient.Message) bool { return m.Type == "ack" && m.AckID == 1000+i })
+		must(t, err)
+		switch {
+		case len(m.Args) == 1 && strings.Contains(string(m.Args[0]), `"code":"rate_limited"`):
+			limited++
+		case len(m.Args) == 1 && strings.Contains(string(m.Args[0]), `"text"`):
+			ok++
+		default:
+			t.Fatalf("ack %d = %s", i, m.Args)
+		}
+	}
+	// 5 at once, and the refill (5 a second) while the burst arrives.
+	if ok < 5 || ok > 10 || limited != sent-ok || handled.Load() != int64(ok) {
+		t.Fatalf("%d handled (%d handler calls), %d rate_limited of %d; want 5 to 10 handled", ok, handled.Load(), limited, sent)
+	}
+	time.Sleep(time.Second) // the bucket refills
+	args, err := c.EmitWithAck(ctx, "count", 0, map[string]any{"text": "later"})
+	if err != nil || len(args) != 1 || string(args[0]) != `{"text":"later"}` {
+		t.Fatalf("after the refill: %s %v", args, err)
+	}
+}
+
+// TestMaxRoomsPerSocket: Socket.Join stops at Config.MaxRoomsPerSocket; a
+// room already joined, and the user's own room, do not count.
+func TestMaxRoomsPerSocket(t *testing.T) {
+	ts := startServer(t, socketio.Config{MaxRoomsPerSocket: 2})
+	must(t, socketio.OnAck(ts.Server, roomsEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) (echoPayload, error) {
+		var out []string
+		for _, room := range strings.Split(p.Text, ",") {
+			err := s.Join(room)
+			switch {
+			case err == nil:
+				out = append(out, "ok")
+			case errors.Is(err, socketio.ErrTooManyRooms):
+				out = append(out, "too_many")
+			default:
+				out = append(out, err.Error())
+			}
+		}
+		return echoPayload{Text: strings.Join(out, ",")}, nil
+	}))
+	ctx := testCtx(t, 10*time.Second)
+	c := ts.connect(t, "joiner", "websocket")
+	args, err := c.EmitWithAck(ctx, "join_rooms", 0, map[string]any{"text": "a,b,a,c,b"})
+	must(t, err)
+	if want := `{"text":"ok,ok,ok,too_many,ok"}`; len(args) != 1 || string(args[0]) != want {
+		t.Fatalf("joins = %s, want %s", args, want)
+	}
+	if _, err := socketio.New(socketio.Config{Verifier: fakeVerifier{}, MaxRoomsPerSocket: -2, EventRate: -5}); !errors.Is(err, socketio.ErrInvalidConfig) ||
+		!strings.Contains(err.Error(), "MaxRoomsPerSocket") || !strings.Contains(err.Error(), "EventRate") {
+		t.Fatalf("New with bad limits = %v", err)
+	}
+}
