@@ -26,6 +26,16 @@ type Message struct {
 	// clients byte for byte. herald's own emits carry exactly one (the
 	// payload); emits from other Socket.IO emitters may carry any number.
 	Args []json.RawMessage `json:"args"`
+	// Disconnect makes the message a request rather than an event: the
+	// sockets of Rooms (minus Except) in Namespace disconnect, with Reason;
+	// Event and Args are empty. Close closes their connections instead
+	// (Node's disconnectSockets(true); herald's own requests never set it).
+	// In the Redis wire formats it is Node's disconnectSockets request, so
+	// that Node servers in a mixed cluster honour it too. Brokers never log
+	// it for recovery.
+	Disconnect bool   `json:"disconnect,omitempty"`
+	Close      bool   `json:"close,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 	// Offset is the message's position in the cluster's log, set by a
 	// Broker that keeps one (RedisBroker in streams mode) on the messages it
 	// delivers; clients send back the last one they saw to recover what

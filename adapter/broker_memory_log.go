@@ -81,6 +81,10 @@ func (b *RecoveringMemoryBroker) Publish(ctx context.Context, m Message) error {
 	case b.deliver == nil:
 		return errors.New("adapter: publish before subscribe")
 	}
+	if m.Disconnect {
+		b.deliver(m) // a request, not an event: nothing to replay
+		return nil
+	}
 	b.seq++
 	m.Offset = "0-" + strconv.FormatUint(b.seq, 10)
 	if len(b.log) < b.maxLen {

@@ -277,9 +277,12 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	}
 	var payload []byte
 	var err error
-	if b.cfg.Mode == RedisSharded {
+	switch {
+	case b.cfg.Mode == RedisSharded:
 		payload, err = encodeSharded(b.uid, m)
-	} else {
+	case m.Disconnect:
+		payload, err = encodeDisconnectRequest(b.uid, m)
+	default:
 		payload, err = encodeClassic(b.uid, m)
 	}
 	if err != nil {
@@ -298,9 +301,14 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	if b.cfg.Mode == RedisSharded {
+	switch {
+	case b.cfg.Mode == RedisSharded && m.Disconnect:
+		err = b.cfg.Client.SPublish(ctx, b.baseOf(m.Namespace), payload).Err()
+	case b.cfg.Mode == RedisSharded:
 		err = b.cfg.Client.SPublish(ctx, shardedChannelFor(b.baseOf(m.Namespace), m.Rooms), payload).Err()
-	} else {
+	case m.Disconnect:
+		err = b.cfg.Client.Publish(ctx, requestChannel(b.cfg.Prefix, wireNamespace(m)), payload).Err()
+	default:
 		err = b.cfg.Client.Publish(ctx, channelFor(b.baseOf(m.Namespace), m.Rooms), payload).Err()
 	}
 	if err != nil {
@@ -599,7 +607,10 @@ func (s *subscription) open(ctx context.Context) *redis.PubSub {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.b.cfg.Mode != RedisSharded {
-		s.ps = s.b.cfg.Client.PSubscribe(ctx, s.b.cfg.Prefix+"#*")
+		// Every namespace's events, and the request channels for Node's
+		// disconnectSockets (a pattern, which PUBSUB NUMSUB does not count:
+		// Node servers do not wait for answers herald never sends).
+		s.ps = s.b.cfg.Client.PSubscribe(ctx, s.b.cfg.Prefix+"#*", s.b.cfg.Prefix+"-request#*")
 		return s.ps
 	}
 	channels := make([]string, 0, len(s.channels))
@@ -625,6 +636,10 @@ func (s *subscription) open(ctx context.Context) *redis.PubSub {
 }
 
 func (b *RedisBroker) onMessage(msg *redis.Message) {
+	if rest, isRequest := strings.CutPrefix(msg.Channel, b.cfg.Prefix+"-request#"); isRequest {
+		b.onRequest(msg, strings.TrimSuffix(rest, "#"))
+		return
+	}
 	room, ok := b.roomOf(msg.Channel)
 	if !ok {
 		return
@@ -652,6 +667,27 @@ func (b *RedisBroker) onMessage(msg *redis.Message) {
 	}
 	if room != "" && len(m.Rooms) == 0 {
 		m.Rooms = []string{room}
+	}
+	b.received.Add(1)
+	if deliver := b.deliverFn.Load(); deliver != nil {
+		(*deliver)(m)
+	}
+}
+
+// onRequest handles a message of the classic adapter's request channel of
+// namespace nsp: a disconnect request is delivered, the rest ignored.
+func (b *RedisBroker) onRequest(msg *redis.Message, nsp string) {
+	if strings.Contains(nsp, "#") {
+		return // a response channel or another's: "<prefix>-request#<nsp>#<uid>#"
+	}
+	uid, m, ok, err := decodeRequest([]byte(msg.Payload), nsp)
+	if err != nil {
+		b.dropped.Add(1)
+		b.limited.Log(slog.LevelWarn, "malformed", "dropped a malformed request from redis", "channel", msg.Channel, "err", err)
+		return
+	}
+	if uid == b.uid || !ok {
+		return
 	}
 	b.received.Add(1)
 	if deliver := b.deliverFn.Load(); deliver != nil {

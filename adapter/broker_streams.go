@@ -77,7 +77,7 @@ func (b *RedisBroker) publishStream(ctx context.Context, m Message) error {
 	defer cancel()
 	err = b.cfg.Client.XAdd(ctx, &redis.XAddArgs{
 		Stream: b.cfg.Stream, MaxLen: b.cfg.StreamMaxLen, Approx: true, ID: "*",
-		Values: []any{"uid", b.uid, "nsp", wireNamespace(m), "type", strconv.Itoa(clusterBroadcast), "data", data},
+		Values: []any{"uid", b.uid, "nsp", wireNamespace(m), "type", streamType(m), "data", data},
 	}).Err()
 	if err != nil {
 		b.failUntil.Store(time.Now().Add(failFastFor).UnixNano())
@@ -367,7 +367,7 @@ func (b *RedisBroker) missed(ctx context.Context, s Session, offset, pos string)
 		}
 		for _, e := range entries {
 			_, m, ok, err := decodeStreamEntry(e.Values)
-			if err != nil || !ok || !includes(s.Rooms, m) {
+			if err != nil || !ok || m.Disconnect || !includes(s.Rooms, m) {
 				continue
 			}
 			m.Offset = e.ID

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/herald-rt/herald/events"
@@ -25,6 +26,8 @@ import (
 //	{uid, nsp, type: 3, data: {opts: {rooms, except, flags}, packet}}
 
 const (
+	requestDisconnect = 4 // @socket.io/redis-adapter RequestType.REMOTE_DISCONNECT
+	clusterDisconnect = 6 // @socket.io/cluster-adapter MessageType.DISCONNECT_SOCKETS
 	packetEvent       = 2 // Socket.IO EVENT packet
 	packetBinaryEvent = 5 // Socket.IO BINARY_EVENT packet
 	clusterBroadcast  = 3 // @socket.io/cluster-adapter MessageType.BROADCAST
@@ -392,8 +395,16 @@ func appendBroadcastMsgpack(b []byte, m Message) ([]byte, error) {
 }
 
 // encodeSharded encodes m as the sharded adapter's broadcast message: JSON,
-// or MessagePack when m holds binary data.
+// or MessagePack when m holds binary data; a disconnect request as its
+// DISCONNECT_SOCKETS message.
 func encodeSharded(uid string, m Message) ([]byte, error) {
+	if m.Disconnect {
+		data, err := json.Marshal(newDisconnectData(m))
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(shardedMessage{UID: uid, Nsp: wireNamespace(m), Type: clusterDisconnect, Data: data})
+	}
 	if hasBinary(m) {
 		b := make([]byte, 0, 96+len(m.Event)+argsLen(m.Args))
 		b = msgpack.AppendMapHeader(b, 4)
@@ -441,6 +452,18 @@ func decodeSharded(b []byte) (uid string, m Message, ok bool, err error) {
 	var sm shardedMessage
 	if err := json.Unmarshal(b, &sm); err != nil {
 		return "", Message{}, false, malformed("sharded: %v", err)
+	}
+	if sm.Type == clusterDisconnect {
+		var d disconnectData
+		if err := json.Unmarshal(sm.Data, &d); err != nil {
+			return sm.UID, Message{}, false, malformed("sharded: %v", err)
+		}
+		nsp := sm.Nsp
+		if nsp == "" {
+			nsp = defaultNamespace
+		}
+		m, ok := d.message(nsp)
+		return sm.UID, m, ok, nil
 	}
 	if sm.Type != clusterBroadcast {
 		return sm.UID, Message{}, false, nil
@@ -574,8 +597,20 @@ type streamBroadcast struct {
 	} `json:"opts"`
 }
 
-// encodeStreamData encodes the data field of a broadcast entry.
+// streamType is the type field of m's stream entry.
+func streamType(m Message) string {
+	if m.Disconnect {
+		return strconv.Itoa(clusterDisconnect)
+	}
+	return strconv.Itoa(clusterBroadcast)
+}
+
+// encodeStreamData encodes the data field of m's entry.
 func encodeStreamData(m Message) (string, error) {
+	if m.Disconnect {
+		b, err := json.Marshal(newDisconnectData(m))
+		return string(b), err
+	}
 	if hasBinary(m) {
 		b, err := appendBroadcastMsgpack(nil, m)
 		if err != nil {
@@ -606,12 +641,20 @@ func encodeStreamData(m Message) (string, error) {
 func decodeStreamEntry(values map[string]any) (uid string, m Message, ok bool, err error) {
 	str := func(k string) string { s, _ := values[k].(string); return s }
 	uid = str("uid")
-	if str("type") != "3" {
-		return uid, Message{}, false, nil
-	}
 	nsp := str("nsp")
 	if nsp == "" {
 		nsp = defaultNamespace
+	}
+	if str("type") == strconv.Itoa(clusterDisconnect) {
+		var d disconnectData
+		if err := json.Unmarshal([]byte(str("data")), &d); err != nil {
+			return uid, Message{}, false, malformed("streams: %v", err)
+		}
+		m, ok = d.message(nsp)
+		return uid, m, ok, nil
+	}
+	if str("type") != "3" {
+		return uid, Message{}, false, nil
 	}
 	data := str("data")
 	if !strings.HasPrefix(data, "{") {
@@ -714,4 +757,70 @@ func decodeSession(v string) (Session, error) {
 		return Session{}, malformed("session: no sid or pid")
 	}
 	return s, nil
+}
+
+// Disconnect requests: Node's io.in(rooms).disconnectSockets(close). The
+// classic adapter publishes {uid, type: 4, opts: {rooms, except}, close} as
+// JSON on "<prefix>-request#<nsp>#"; the sharded and streams adapters send
+// a cluster message of type 6 with data {opts: {rooms, except, flags},
+// close}. herald adds "reason", which Node ignores.
+
+type disconnectOpts struct {
+	Rooms  []string        `json:"rooms"`
+	Except []string        `json:"except"`
+	Flags  json.RawMessage `json:"flags,omitempty"`
+}
+
+type disconnectData struct {
+	Opts   *disconnectOpts `json:"opts"`
+	Close  bool            `json:"close"`
+	Reason string          `json:"reason,omitempty"`
+}
+
+// disconnectRequest is the classic adapter's request.
+type disconnectRequest struct {
+	UID  string `json:"uid"`
+	Type int    `json:"type"`
+	disconnectData
+}
+
+func newDisconnectData(m Message) disconnectData {
+	return disconnectData{
+		Opts:   &disconnectOpts{Rooms: nonNil(m.Rooms), Except: nonNil(m.Except), Flags: json.RawMessage(`{}`)},
+		Close:  m.Close,
+		Reason: m.Reason,
+	}
+}
+
+func (d disconnectData) message(nsp string) (Message, bool) {
+	if d.Opts == nil {
+		return Message{}, false // a request for one socket, by id: not herald's
+	}
+	return Message{Namespace: messageNamespace(nsp), Rooms: d.Opts.Rooms, Except: d.Opts.Except, Disconnect: true, Close: d.Close, Reason: d.Reason}, true
+}
+
+// requestChannel returns the classic adapter's request channel of nsp.
+func requestChannel(prefix, nsp string) string { return prefix + "-request#" + nsp + "#" }
+
+// encodeDisconnectRequest encodes m (m.Disconnect) as the classic adapter's
+// request.
+func encodeDisconnectRequest(uid string, m Message) ([]byte, error) {
+	d := newDisconnectData(m)
+	d.Opts.Flags = nil
+	return json.Marshal(disconnectRequest{UID: uid, Type: requestDisconnect, disconnectData: d})
+}
+
+// decodeRequest decodes a message of the classic adapter's request channel
+// of namespace nsp. ok is false, with a nil error, for requests other than
+// a disconnect of rooms (herald does not answer fetchSockets and the like).
+func decodeRequest(b []byte, nsp string) (uid string, m Message, ok bool, err error) {
+	var r disconnectRequest
+	if err := json.Unmarshal(b, &r); err != nil {
+		return "", Message{}, false, malformed("request: %v", err)
+	}
+	if r.Type != requestDisconnect {
+		return r.UID, Message{}, false, nil
+	}
+	m, ok = r.message(nsp)
+	return r.UID, m, ok, nil
 }

@@ -499,3 +499,82 @@ func TestNamespaceWire(t *testing.T) {
 		}
 	}
 }
+
+// TestDisconnectWire: a disconnect request crosses every wire format as
+// Node's disconnectSockets request, and Node's requests decode.
+func TestDisconnectWire(t *testing.T) {
+	m := Message{Namespace: "/admin", Rooms: []string{"user:1"}, Except: []string{"x"}, Disconnect: true, Reason: "revoked"}
+	check := func(t *testing.T, got Message, ok bool, err error) {
+		t.Helper()
+		if err != nil || !ok || !reflect.DeepEqual(got, m) {
+			t.Fatalf("decoded %+v, %v, %v; want %+v", got, ok, err, m)
+		}
+	}
+	t.Run("classic request", func(t *testing.T) {
+		b, err := encodeDisconnectRequest("u", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"uid":"u","type":4,"opts":{"rooms":["user:1"],"except":["x"]},"close":false,"reason":"revoked"}`; string(b) != want {
+			t.Fatalf("request = %s\nwant %s", b, want)
+		}
+		_, got, ok, err := decodeRequest(b, "/admin")
+		check(t, got, ok, err)
+	})
+	t.Run("sharded", func(t *testing.T) {
+		b, err := encodeSharded("u", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, ok, err := decodeSharded(b)
+		check(t, got, ok, err)
+	})
+	t.Run("streams", func(t *testing.T) {
+		data, err := encodeStreamData(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, ok, err := decodeStreamEntry(map[string]any{"uid": "u", "nsp": "/admin", "type": streamType(m), "data": data})
+		check(t, got, ok, err)
+	})
+	for _, tc := range []struct {
+		name, wire string
+		ok, err    bool
+	}{
+		{"Node's emitter", `{"type":4,"opts":{"rooms":["user:1"],"except":[]},"close":true}`, true, false},
+		{"one socket by id", `{"uid":"n","type":4,"sid":"abc","close":false}`, false, false},
+		{"fetchSockets", `{"uid":"n","type":2,"requestId":"r","opts":{"rooms":[],"except":[]}}`, false, false},
+		{"not JSON", `\x93\xa1e`, false, true},
+		{"rooms not strings", `{"type":4,"opts":{"rooms":[1]}}`, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, got, ok, err := decodeRequest([]byte(tc.wire), "/")
+			if ok != tc.ok || (err != nil) != tc.err || (err != nil && !errors.Is(err, ErrMalformed)) {
+				t.Fatalf("decodeRequest = %+v, %v, %v", got, ok, err)
+			}
+			if ok && (!got.Disconnect || got.Rooms[0] != "user:1" || !got.Close) {
+				t.Fatalf("decoded %+v", got)
+			}
+		})
+	}
+}
+
+// FuzzDecodeRequest: no input makes the request decoder panic, errors wrap
+// ErrMalformed, and an accepted request is a disconnect of rooms.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"uid":"u","type":4,"opts":{"rooms":["user:1"],"except":["x"]},"close":false,"reason":"r"}`,
+		`{"uid":"n","type":4,"sid":"abc"}`, `{"type":2}`, `[]`, `{"type":4,"opts":null}`, `{`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, m, ok, err := decodeRequest(b, "/")
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		}
+		if ok && (!m.Disconnect || m.Event != "" || len(m.Args) != 0) {
+			t.Fatalf("accepted %+v", m)
+		}
+	})
+}

@@ -25,6 +25,7 @@ func TestBuiltinNames(t *testing.T) {
 		events.Authenticated:     "authenticated",
 		events.AuthExpired:       "auth_expired",
 		events.Reauthenticate:    "reauthenticate",
+		events.ServerDisconnect:  "server_disconnect",
 	}
 	for ev, want := range cases {
 		if ev.Name() != want {

@@ -33,6 +33,10 @@ var (
 	// AuthExpired warns a socket that its token expires at ExpiresAt, when
 	// the server disconnects it unless it re-authenticates first.
 	AuthExpired = Define[AuthExpiredPayload]("auth_expired")
+	// ServerDisconnect tells a socket why the server is about to disconnect
+	// it (Server.DisconnectUser); the client then sees "io server
+	// disconnect" and does not reconnect by itself.
+	ServerDisconnect = Define[ServerDisconnectPayload]("server_disconnect")
 	// Reauthenticate is sent by a client with a fresh token, before its
 	// token expires, to stay connected; the server acknowledges it with a
 	// ReauthenticatedPayload or an {error: {code, message}}.
@@ -178,4 +182,15 @@ func (p ReauthenticatePayload) Validate() error {
 // the socket's new deadline.
 type ReauthenticatedPayload struct {
 	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// ServerDisconnectPayload is the payload of server_disconnect.
+type ServerDisconnectPayload struct {
+	Reason string `json:"reason"`
+	Meta
+}
+
+// Validate implements Validator.
+func (p ServerDisconnectPayload) Validate() error {
+	return checkText("reason", p.Reason, MaxMessageLength)
 }

@@ -426,6 +426,10 @@ func (s *Server) onDisconnect(sock *Socket, reason string) {
 
 // deliver hands a message from the Broker to this node's sockets.
 func (s *Server) deliver(m adapter.Message) {
+	if m.Disconnect {
+		s.disconnectLocal(m)
+		return
+	}
 	if _, ok := s.namespaces[m.Namespace]; !ok {
 		return // a namespace this node does not serve
 	}
