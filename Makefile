@@ -1,6 +1,7 @@
 # herald's developer commands. `make test` is what CI runs (.ci/run).
 GO ?= go
 FUZZTIME ?= 10s
+STATICCHECK ?= v0.8.2
 
 .PHONY: test demo deps lint fuzz bench
 
@@ -20,6 +21,7 @@ demo: examples/node_modules/.package-lock.json
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
 # Every test, with the race detector and the goroutine-leak check, then each
 # fuzz target for a short while.

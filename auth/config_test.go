@@ -62,6 +62,7 @@ func TestNewVerifierConfigErrors(t *testing.T) {
 		{"nil *rsa.PublicKey", auth.Config{Keys: []auth.Key{{Algorithm: "RS256", PublicKey: (*rsa.PublicKey)(nil)}}}, []string{"RS256 needs an *rsa.PublicKey"}},
 		{"nil *ecdsa.PublicKey", auth.Config{Keys: []auth.Key{{Algorithm: "ES256", PublicKey: (*ecdsa.PublicKey)(nil)}}}, []string{"ES256 needs an *ecdsa.PublicKey"}},
 		{"ECDSA key without coordinates", auth.Config{Keys: []auth.Key{{Algorithm: "ES256", PublicKey: &ecdsa.PublicKey{Curve: elliptic.P256()}}}}, []string{"bad ECDSA key"}},
+		//lint:ignore SA1019 a key off the curve can only be built from raw coordinates
 		{"ECDSA key off the curve", auth.Config{Keys: []auth.Key{{Algorithm: "ES256", PublicKey: &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}}}}, []string{"bad ECDSA key"}},
 		{"RSA key with even exponent", auth.Config{Keys: []auth.Key{{Algorithm: "RS256", PublicKey: &rsa.PublicKey{N: k.rsa.N, E: 4}}}}, []string{"bad RSA key"}},
 		{"RSA key without modulus", auth.Config{Keys: []auth.Key{{Algorithm: "RS256", PublicKey: &rsa.PublicKey{E: 65537}}}}, []string{"RS256 needs an *rsa.PublicKey"}},

@@ -42,10 +42,10 @@ func Require(t testing.TB, what, howToInstall string, ok bool) {
 		return
 	}
 	if Integration() {
-		t.Fatal(fmt.Sprintf("testenv: %s is missing and %s=1 requires it: %s", what, IntegrationEnv, howToInstall))
+		t.Fatalf("testenv: %s is missing and %s=1 requires it: %s", what, IntegrationEnv, howToInstall)
 		return
 	}
-	t.Skip(fmt.Sprintf("testenv: %s is missing: %s (set %s=1 to fail instead of skipping)", what, howToInstall, IntegrationEnv))
+	t.Skipf("testenv: %s is missing: %s (set %s=1 to fail instead of skipping)", what, howToInstall, IntegrationEnv)
 }
 
 // ModuleRoot returns the directory holding go.mod, found by walking up from
