@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -45,6 +46,7 @@ const (
 	DefaultPath              = "/socket.io/"
 	DefaultExpiryWarning     = time.Minute
 	DefaultEventRate         = 100
+	DefaultHandshakeRate     = 50
 	DefaultMaxRoomsPerSocket = 100
 	DefaultPingInterval      = 25 * time.Second
 	DefaultPingTimeout       = 20 * time.Second
@@ -128,6 +130,17 @@ type Config struct {
 	// acknowledgement receives {error: {code: "rate_limited"}}. 0 means
 	// DefaultEventRate; -1 means no limit.
 	EventRate int
+	// HandshakeRate is how many handshakes (Socket.IO CONNECTs, each
+	// namespace's counted) a client address may make per second, in
+	// bursts of as many; the ones over it get connect_error with data.code
+	// "rate_limited" before their token is checked. 0 means
+	// DefaultHandshakeRate; -1 means no limit. Behind a proxy every client
+	// has the proxy's address: set ClientIP, or raise the rate.
+	HandshakeRate int
+	// ClientIP returns the address of the client of a handshake request,
+	// for HandshakeRate; nil means the TCP peer's IP. Behind a trusted
+	// proxy, read its header (X-Forwarded-For) here.
+	ClientIP func(r *http.Request) string
 	// MaxRoomsPerSocket is how many rooms Socket.Join lets a socket be in,
 	// its user's room and its own excepted; Join fails with ErrTooManyRooms
 	// beyond. 0 means DefaultMaxRoomsPerSocket; -1 means no limit.
@@ -255,7 +268,11 @@ func (c Config) normalize() (Config, error) {
 		name string
 		v    *int
 		def  int
-	}{{"EventRate", &c.EventRate, DefaultEventRate}, {"MaxRoomsPerSocket", &c.MaxRoomsPerSocket, DefaultMaxRoomsPerSocket}} {
+	}{
+		{"EventRate", &c.EventRate, DefaultEventRate},
+		{"HandshakeRate", &c.HandshakeRate, DefaultHandshakeRate},
+		{"MaxRoomsPerSocket", &c.MaxRoomsPerSocket, DefaultMaxRoomsPerSocket},
+	} {
 		switch {
 		case *l.v == 0:
 			*l.v = l.def

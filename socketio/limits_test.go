@@ -2,8 +2,10 @@ package socketio_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -88,5 +90,44 @@ func TestMaxRoomsPerSocket(t *testing.T) {
 	if _, err := socketio.New(socketio.Config{Verifier: fakeVerifier{}, MaxRoomsPerSocket: -2, EventRate: -5}); !errors.Is(err, socketio.ErrInvalidConfig) ||
 		!strings.Contains(err.Error(), "MaxRoomsPerSocket") || !strings.Contains(err.Error(), "EventRate") {
 		t.Fatalf("New with bad limits = %v", err)
+	}
+}
+
+// TestHandshakeRate: an address that connects more than Config.HandshakeRate
+// times a second gets connect_error rate_limited, before its token is
+// checked; another address (ClientIP) is not affected.
+func TestHandshakeRate(t *testing.T) {
+	ts := startServer(t, socketio.Config{HandshakeRate: 3, ClientIP: func(r *http.Request) string {
+		return r.Header.Get("X-Test-Client") // a trusted proxy's header, in a real deployment
+	}})
+	ctx := testCtx(t, 30*time.Second)
+	start := func(client string) *nodeclient.Client {
+		return nodeclient.Start(t, nodeclient.Options{URL: ts.URL, Transports: []string{"websocket"},
+			Auth: map[string]any{"token": "not even a token"}, Extra: map[string]any{"extraHeaders": map[string]string{"X-Test-Client": client}}})
+	}
+	outcome := func(c *nodeclient.Client) string {
+		m, err := c.WaitFor(ctx, func(m nodeclient.Message) bool { return m.Type == "connect" || m.Type == "connect_error" })
+		must(t, err)
+		var data struct{ Code string }
+		_ = json.Unmarshal(m.Data, &data)
+		c.Close()
+		return data.Code
+	}
+	// Eight at once from "a": the burst of 3 (and what refills while the
+	// clients start) reaches the token check, and fails it; the rest are
+	// limited.
+	var clients []*nodeclient.Client
+	for range 8 {
+		clients = append(clients, start("a"))
+	}
+	counts := map[string]int{}
+	for _, c := range clients {
+		counts[outcome(c)]++
+	}
+	if counts["token_invalid"] < 3 || counts["rate_limited"] < 2 || counts["token_invalid"]+counts["rate_limited"] != 8 {
+		t.Fatalf("outcomes %v, want 3 or a few more token_invalid, the rest rate_limited", counts)
+	}
+	if got := outcome(start("b")); got != "token_invalid" {
+		t.Fatalf("another address got %s", got)
 	}
 }

@@ -60,6 +60,8 @@ type Server struct {
 	// ("" for "/"); set by New, then read-only.
 	namespaces map[string]socket.Namespace
 
+	handshakes *ipLimiter // Config.HandshakeRate
+
 	recoverer adapter.Recoverer // set when Config.Recovery > 0
 	restoring restores          // sessions being recovered, see recovery.go
 	refused   sync.Map          // socket ids whose recovery was refused: not persisted
@@ -82,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 		emptied:  make(chan struct{}, 1),
 		notes:    newNoteQueue(),
 	}
+	s.handshakes = newIPLimiter(cfg.HandshakeRate)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	opts := socket.DefaultServerOptions()
@@ -308,6 +311,18 @@ func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedErro
 			s.abandonRestore(string(raw.Id()))
 		}
 		next(socket.NewExtendedError("server shutting down", map[string]any{"code": CodeServerShuttingDown}))
+		return
+	}
+	var req *http.Request
+	if r := raw.Request(); r != nil {
+		req = r.Request()
+	}
+	if ip := s.clientIP(req); !s.handshakes.allow(ip, time.Now()) {
+		if raw.Recovered() {
+			s.abandonRestore(string(raw.Id()))
+		}
+		s.log.Debug("handshake over Config.HandshakeRate", "remote", ip)
+		next(socket.NewExtendedError("too many connections", map[string]any{"code": CodeRateLimited}))
 		return
 	}
 	h := auth.Handshake{}

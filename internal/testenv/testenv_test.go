@@ -23,11 +23,13 @@ type recorder struct {
 	skipped, fatal string
 }
 
-func (r *recorder) Helper()             {}
-func (r *recorder) Skip(args ...any)    { r.skipped = fmt.Sprint(args...) }
-func (r *recorder) Fatal(args ...any)   { r.fatal = fmt.Sprint(args...) }
-func (r *recorder) Name() string        { return "recorder" }
-func (r *recorder) Logf(string, ...any) {}
+func (r *recorder) Helper()                           {}
+func (r *recorder) Skip(args ...any)                  { r.skipped = fmt.Sprint(args...) }
+func (r *recorder) Fatal(args ...any)                 { r.fatal = fmt.Sprint(args...) }
+func (r *recorder) Skipf(format string, args ...any)  { r.skipped = fmt.Sprintf(format, args...) }
+func (r *recorder) Fatalf(format string, args ...any) { r.fatal = fmt.Sprintf(format, args...) }
+func (r *recorder) Name() string                      { return "recorder" }
+func (r *recorder) Logf(string, ...any)               {}
 
 func TestRequire(t *testing.T) {
 	tests := []struct {
