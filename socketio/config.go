@@ -47,6 +47,7 @@ const (
 	DefaultExpiryWarning     = time.Minute
 	DefaultEventRate         = 100
 	DefaultHandshakeRate     = 50
+	DefaultShutdownDrain     = 5 * time.Second
 	DefaultMaxRoomsPerSocket = 100
 	DefaultPingInterval      = 25 * time.Second
 	DefaultPingTimeout       = 20 * time.Second
@@ -161,6 +162,13 @@ type Config struct {
 	// HandlerTimeout bounds the context handed to event handlers; 0 means
 	// DefaultHandlerTimeout.
 	HandlerTimeout time.Duration
+
+	// ShutdownDrain is how long Shutdown spreads the closing of the
+	// connections over (at most half of what is left of its context), in
+	// batches every 100 ms, in random order, so that the clients, which
+	// reconnect at once, do not all reach the other nodes in the same
+	// instant. 0 means DefaultShutdownDrain; -1 closes them all at once.
+	ShutdownDrain time.Duration
 
 	// Broker carries emits between nodes; nil means a single node
 	// (adapter.NewMemoryBroker). The Server never closes a Broker it is given.
@@ -299,6 +307,12 @@ func (c Config) normalize() (Config, error) {
 		case *d.v == 0:
 			*d.v = d.def
 		}
+	}
+	switch {
+	case c.ShutdownDrain == 0:
+		c.ShutdownDrain = DefaultShutdownDrain
+	case c.ShutdownDrain < 0 && c.ShutdownDrain != -1:
+		bad("ShutdownDrain must be positive, 0 (the default) or -1 (no drain)")
 	}
 	switch {
 	case c.MaxHTTPBufferSize < 0:

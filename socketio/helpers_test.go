@@ -34,6 +34,9 @@ func startServer(t testing.TB, cfg socketio.Config) *testServer {
 		}
 		cfg.Verifier = v
 	}
+	if cfg.ShutdownDrain == 0 {
+		cfg.ShutdownDrain = -1 // TestShutdownDrain tests the drain
+	}
 	if cfg.HandshakeRate == 0 {
 		// The tests connect hundreds of clients from one address;
 		// TestHandshakeRate tests the limit itself.

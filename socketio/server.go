@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -506,9 +507,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// Closing the Engine.IO connection (not sending a Socket.IO DISCONNECT,
 	// which tells socket.io-client never to reconnect) flushes what is
 	// buffered, then the client sees "transport close" and reconnects.
-	for _, sock := range s.snapshot() {
-		s.closeConn(sock.raw)
-	}
+	s.drain(ctx)
 	for ctxErr == nil && s.SocketCount() > 0 {
 		select {
 		case <-s.emptied:
@@ -548,6 +547,58 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	return ctxErr
+}
+
+// drainStep is the interval between two batches of a drain.
+const drainStep = 100 * time.Millisecond
+
+// drain closes every connection, spread over Config.ShutdownDrain (at most
+// half of what is left of ctx) in batches every drainStep, in random order
+// and at a random moment of each step, so that the clients do not all
+// reconnect at once. It returns when every connection has been told to
+// close, or when ctx ends (the rest are closed then, at once).
+func (s *Server) drain(ctx context.Context) {
+	seen := map[string]bool{}
+	var conns []*socket.Socket
+	for _, sock := range s.snapshot() {
+		if c := sock.raw.Conn(); c != nil {
+			if seen[c.Id()] {
+				continue // another namespace of the same connection
+			}
+			seen[c.Id()] = true
+		}
+		conns = append(conns, sock.raw)
+	}
+	window := s.cfg.ShutdownDrain
+	if dl, ok := ctx.Deadline(); ok {
+		window = min(window, time.Until(dl)/2)
+	}
+	steps := int(window / drainStep)
+	if steps <= 1 || len(conns) <= 1 {
+		for _, raw := range conns {
+			s.closeConn(raw)
+		}
+		return
+	}
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	start := time.Now()
+	for i, raw := range conns {
+		// Connection i closes in step i*steps/n, at a random moment of it.
+		at := time.Duration(i*steps/len(conns))*drainStep + rand.N(drainStep)
+		if wait := time.Until(start.Add(at)); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				for _, rest := range conns[i:] {
+					s.closeConn(rest)
+				}
+				return
+			}
+		}
+		s.closeConn(raw)
+	}
 }
 
 // closeConn closes raw's Engine.IO connection so that the client sees
