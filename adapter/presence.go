@@ -25,3 +25,13 @@ type Presence interface {
 	// have in all.
 	Counts(ctx context.Context) (users, sockets int, err error)
 }
+
+// UserSocketCounter is implemented by a Presence that counts one user's
+// sockets across the cluster (MemoryPresence, RedisPresence), for a limit
+// on connections per user.
+type UserSocketCounter interface {
+	// UserSockets returns how many sockets userID has connected. A
+	// cluster store may count the sockets of a node that died for up to
+	// its expiry time.
+	UserSockets(ctx context.Context, userID string) (int, error)
+}

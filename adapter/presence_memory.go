@@ -13,7 +13,10 @@ type MemoryPresence struct {
 	sockets int
 }
 
-var _ Presence = (*MemoryPresence)(nil)
+var (
+	_ Presence          = (*MemoryPresence)(nil)
+	_ UserSocketCounter = (*MemoryPresence)(nil)
+)
 
 // NewMemoryPresence returns an empty Presence for one node.
 func NewMemoryPresence() *MemoryPresence {
@@ -97,4 +100,14 @@ func (p *MemoryPresence) Counts(ctx context.Context) (int, int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.users), p.sockets, nil
+}
+
+// UserSockets implements UserSocketCounter.
+func (p *MemoryPresence) UserSockets(ctx context.Context, userID string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.users[userID]), nil
 }

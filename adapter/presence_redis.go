@@ -456,6 +456,20 @@ func (p *RedisPresence) reap(ctx context.Context, ttl time.Duration) {
 	}
 }
 
+var _ UserSocketCounter = (*RedisPresence)(nil)
+
+// UserSockets implements UserSocketCounter: the user's sockets on every
+// registered node, a node that died included until it is expired.
+func (p *RedisPresence) UserSockets(ctx context.Context, userID string) (int, error) {
+	octx, cancel := p.opCtx(ctx)
+	defer cancel()
+	n, err := scriptUserSockets.Run(octx, p.cfg.Client, []string{p.keys.nodes}, p.keys.nodePrefix, userID).Int()
+	if err != nil {
+		return 0, fmt.Errorf("adapter: presence: %w", err)
+	}
+	return n, nil
+}
+
 // IsOnline implements Presence.
 func (p *RedisPresence) IsOnline(ctx context.Context, userID string) (bool, error) {
 	ctx, cancel := p.opCtx(ctx)
@@ -549,6 +563,16 @@ var (
 	// KEYS: nodes, online, sockets, epoch, nodekey
 	// ARGV: node, epoch, user, count, nodeSockets
 	// Returns -1 (node unknown: sync), 0, 1 (user came online), 2 (went offline).
+	// scriptUserSockets sums a user's sockets over the registered nodes
+	// (keys share the hash tag of KEYS[1]).
+	// KEYS: nodes. ARGV: node key prefix, user.
+	scriptUserSockets = redis.NewScript(`
+local n = 0
+for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  n = n + tonumber(redis.call('HGET', ARGV[1] .. node, ARGV[2]) or '0')
+end
+return n
+`)
 	scriptSet = redis.NewScript(`
 if redis.call('GET', KEYS[4]) ~= ARGV[2] or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
 local old = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')

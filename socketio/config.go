@@ -43,18 +43,19 @@ const (
 
 // Defaults for the zero values of Config fields.
 const (
-	DefaultPath              = "/socket.io/"
-	DefaultExpiryWarning     = time.Minute
-	DefaultEventRate         = 100
-	DefaultHandshakeRate     = 50
-	DefaultShutdownDrain     = 5 * time.Second
-	DefaultMaxRoomsPerSocket = 100
-	DefaultPingInterval      = 25 * time.Second
-	DefaultPingTimeout       = 20 * time.Second
-	DefaultConnectTimeout    = 45 * time.Second
-	DefaultMaxHTTPBufferSize = 1_000_000
-	DefaultAckTimeout        = 10 * time.Second
-	DefaultHandlerTimeout    = 30 * time.Second
+	DefaultPath                  = "/socket.io/"
+	DefaultExpiryWarning         = time.Minute
+	DefaultEventRate             = 100
+	DefaultHandshakeRate         = 50
+	DefaultMaxConnectionsPerUser = 100
+	DefaultShutdownDrain         = 5 * time.Second
+	DefaultMaxRoomsPerSocket     = 100
+	DefaultPingInterval          = 25 * time.Second
+	DefaultPingTimeout           = 20 * time.Second
+	DefaultConnectTimeout        = 45 * time.Second
+	DefaultMaxHTTPBufferSize     = 1_000_000
+	DefaultAckTimeout            = 10 * time.Second
+	DefaultHandlerTimeout        = 30 * time.Second
 )
 
 // PresenceEvent is a user's transition between offline and online.
@@ -138,6 +139,14 @@ type Config struct {
 	// DefaultHandshakeRate; -1 means no limit. Behind a proxy every client
 	// has the proxy's address: set ClientIP, or raise the rate.
 	HandshakeRate int
+	// MaxConnectionsPerUser is how many sockets one user may have
+	// connected at once, across the cluster when the Presence counts
+	// cluster-wide (adapter.UserSocketCounter); a handshake beyond gets
+	// connect_error with data.code "too_many_connections". Concurrent
+	// handshakes of one user may pass it by a few; a Presence that does not
+	// answer lets the handshake through. 0 means
+	// DefaultMaxConnectionsPerUser; -1 means no limit.
+	MaxConnectionsPerUser int
 	// ClientIP returns the address of the client of a handshake request,
 	// for HandshakeRate; nil means the TCP peer's IP. Behind a trusted
 	// proxy, read its header (X-Forwarded-For) here.
@@ -279,6 +288,7 @@ func (c Config) normalize() (Config, error) {
 	}{
 		{"EventRate", &c.EventRate, DefaultEventRate},
 		{"HandshakeRate", &c.HandshakeRate, DefaultHandshakeRate},
+		{"MaxConnectionsPerUser", &c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser},
 		{"MaxRoomsPerSocket", &c.MaxRoomsPerSocket, DefaultMaxRoomsPerSocket},
 	} {
 		switch {

@@ -42,6 +42,7 @@ const (
 	CodeUnknownEvent       = "unknown_event"
 	CodeInternal           = "internal"
 	CodeRateLimited        = "rate_limited"
+	CodeTooManyConnections = "too_many_connections"
 )
 
 // Error is an error a handler returns to show a client a code and message.

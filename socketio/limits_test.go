@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/events"
 	"github.com/herald-rt/herald/internal/nodeclient"
+	"github.com/herald-rt/herald/internal/redistest"
 	"github.com/herald-rt/herald/socketio"
 )
 
@@ -129,5 +131,48 @@ func TestHandshakeRate(t *testing.T) {
 	}
 	if got := outcome(start("b")); got != "token_invalid" {
 		t.Fatalf("another address got %s", got)
+	}
+}
+
+// TestMaxConnectionsPerUser: a user's handshake beyond
+// Config.MaxConnectionsPerUser gets connect_error too_many_connections,
+// counted across the cluster (two nodes on one Redis); once a socket goes,
+// the user may connect again.
+func TestMaxConnectionsPerUser(t *testing.T) {
+	r := redistest.Start(t)
+	cfg := socketio.Config{MaxConnectionsPerUser: 2}
+	a := clusterServerWith(t, r.Client(t), adapter.RedisPubSub, cfg)
+	b := clusterServerWith(t, r.Client(t), adapter.RedisPubSub, cfg)
+	ctx := testCtx(t, 30*time.Second)
+	const user = "many-tabs"
+	try := func(ts *testServer) (*nodeclient.Client, string) {
+		c := nodeclient.Start(t, nodeclient.Options{URL: ts.URL, Transports: []string{"websocket"}, Auth: map[string]any{"token": ts.token(t, user)}})
+		m, err := c.WaitFor(ctx, func(m nodeclient.Message) bool { return m.Type == "connect" || m.Type == "connect_error" })
+		must(t, err)
+		if m.Type == "connect" {
+			waitAuthenticated(t, ctx, c, user)
+			return c, "connect"
+		}
+		var data struct{ Code string }
+		_ = json.Unmarshal(m.Data, &data)
+		return c, data.Code
+	}
+	first, got := try(a)
+	if got != "connect" {
+		t.Fatalf("first tab: %s", got)
+	}
+	if _, got := try(b); got != "connect" {
+		t.Fatalf("second tab: %s", got)
+	}
+	if _, got := try(a); got != socketio.CodeTooManyConnections {
+		t.Fatalf("third tab: %s, want %s", got, socketio.CodeTooManyConnections)
+	}
+	first.Close()
+	eventually(t, "the first tab gone", func() bool { return a.SocketCount() == 0 })
+	if _, got := try(a); got != "connect" {
+		t.Fatalf("after a tab closed: %s", got)
+	}
+	if _, err := socketio.New(socketio.Config{Verifier: fakeVerifier{}, MaxConnectionsPerUser: -3}); !errors.Is(err, socketio.ErrInvalidConfig) {
+		t.Fatalf("New with MaxConnectionsPerUser -3 = %v", err)
 	}
 }

@@ -355,8 +355,35 @@ func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedErro
 		next(socket.NewExtendedError("unauthorized", map[string]any{"code": code}))
 		return
 	}
+	if s.tooManyConnections(p.UserID) {
+		if raw.Recovered() {
+			s.abandonRestore(string(raw.Id()))
+		}
+		s.log.Info("handshake rejected: too many connections", "user", p.UserID, "max", s.cfg.MaxConnectionsPerUser)
+		next(socket.NewExtendedError("too many connections", map[string]any{"code": CodeTooManyConnections}))
+		return
+	}
 	raw.SetData(&p)
 	next(nil)
+}
+
+// tooManyConnections reports whether userID has Config.MaxConnectionsPerUser
+// sockets already. A Presence that cannot count, or does not answer, lets
+// the handshake through.
+func (s *Server) tooManyConnections(userID string) bool {
+	max := s.cfg.MaxConnectionsPerUser
+	counter, ok := s.cfg.Presence.(adapter.UserSocketCounter)
+	if max < 0 || !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	defer cancel()
+	n, err := counter.UserSockets(ctx, userID)
+	if err != nil {
+		s.log.Warn("connections per user not checked", "user", userID, "err", err)
+		return false
+	}
+	return n >= max
 }
 
 func (s *Server) onConnection(raw *socket.Socket) {
