@@ -20,7 +20,7 @@ import (
 func TestShutdownDrain(t *testing.T) {
 	const n = 200
 	drain := time.Second
-	ts := startServer(t, socketio.Config{ShutdownDrain: drain})
+	ts := startServer(t, socketio.Config{ShutdownDrain: drain, MaxConnectionsPerUser: -1})
 	tok := ts.token(t, "drained")
 	var (
 		mu     sync.Mutex
