@@ -23,10 +23,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
-# Every test, with the race detector and the goroutine-leak check, then each
-# fuzz target for a short while.
+# Every test, with the race detector and the goroutine-leak check; the soak
+# test again without the detector (its figures would be the detector's);
+# then each fuzz target for a short while.
 test: deps lint
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run '^TestSoak$$' -v ./socketio
 	$(MAKE) fuzz FUZZTIME=5s
 
 fuzz:
