@@ -90,6 +90,15 @@ func encodeClassic(uid string, m Message) ([]byte, error) {
 	b := make([]byte, 0, 64+len(m.Event)+argsLen(m.Args))
 	b = msgpack.AppendArrayHeader(b, 3)
 	b = msgpack.AppendString(b, uid)
+	b, err := appendPacketMsgpack(b, m)
+	if err != nil {
+		return nil, err
+	}
+	return appendOptsMsgpack(b, m.Rooms, m.Except), nil
+}
+
+// appendPacketMsgpack appends m's Socket.IO packet, {type, data, nsp}.
+func appendPacketMsgpack(b []byte, m Message) ([]byte, error) {
 	b = msgpack.AppendMapHeader(b, 3)
 	b = msgpack.AppendString(b, "type")
 	b = msgpack.AppendInt(b, packetEvent)
@@ -103,15 +112,18 @@ func encodeClassic(uid string, m Message) ([]byte, error) {
 		}
 	}
 	b = msgpack.AppendString(b, "nsp")
-	b = msgpack.AppendString(b, wireNamespace(m))
+	return msgpack.AppendString(b, wireNamespace(m)), nil
+}
+
+// appendOptsMsgpack appends broadcast options {rooms, except, flags: {}}.
+func appendOptsMsgpack(b []byte, rooms, except []string) []byte {
 	b = msgpack.AppendMapHeader(b, 3)
 	b = msgpack.AppendString(b, "rooms")
-	b = msgpack.AppendStrings(b, m.Rooms)
+	b = msgpack.AppendStrings(b, rooms)
 	b = msgpack.AppendString(b, "except")
-	b = msgpack.AppendStrings(b, m.Except)
+	b = msgpack.AppendStrings(b, except)
 	b = msgpack.AppendString(b, "flags")
-	b = msgpack.AppendMapHeader(b, 0)
-	return b, nil
+	return msgpack.AppendMapHeader(b, 0)
 }
 
 func argsLen(args []json.RawMessage) int {
@@ -370,28 +382,9 @@ func hasBinary(m Message) bool {
 func appendBroadcastMsgpack(b []byte, m Message) ([]byte, error) {
 	b = msgpack.AppendMapHeader(b, 2)
 	b = msgpack.AppendString(b, "opts")
-	b = msgpack.AppendMapHeader(b, 3)
-	b = msgpack.AppendString(b, "rooms")
-	b = msgpack.AppendStrings(b, nonNil(m.Rooms))
-	b = msgpack.AppendString(b, "except")
-	b = msgpack.AppendStrings(b, nonNil(m.Except))
-	b = msgpack.AppendString(b, "flags")
-	b = msgpack.AppendMapHeader(b, 0)
+	b = appendOptsMsgpack(b, nonNil(m.Rooms), nonNil(m.Except))
 	b = msgpack.AppendString(b, "packet")
-	b = msgpack.AppendMapHeader(b, 3)
-	b = msgpack.AppendString(b, "type")
-	b = msgpack.AppendInt(b, packetEvent)
-	b = msgpack.AppendString(b, "data")
-	b = msgpack.AppendArrayHeader(b, 1+len(m.Args))
-	b = msgpack.AppendString(b, m.Event)
-	for _, a := range m.Args {
-		var err error
-		if b, err = jsonToMsgpack(b, a); err != nil {
-			return nil, err
-		}
-	}
-	b = msgpack.AppendString(b, "nsp")
-	return msgpack.AppendString(b, wireNamespace(m)), nil
+	return appendPacketMsgpack(b, m)
 }
 
 // encodeSharded encodes m as the sharded adapter's broadcast message: JSON,
