@@ -49,6 +49,10 @@ const (
 	// healthInterval is how long the subscriber waits for traffic before it
 	// pings Redis to find a dead connection.
 	healthInterval = 5 * time.Second
+	// maxRetryBackoff caps the pause between two attempts to subscribe (or
+	// to read the stream) again while Redis is unreachable. It bounds how
+	// long after Redis is back a node still misses pub/sub messages.
+	maxRetryBackoff = 500 * time.Millisecond
 )
 
 // ErrRemoteUndelivered is returned by RedisBroker.Publish when a message
@@ -541,7 +545,7 @@ func (s *subscription) run(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(2*backoff, maxRetryBackoff)
 	}
 }
 

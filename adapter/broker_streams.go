@@ -117,7 +117,7 @@ func (l *streamLog) run(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(2*backoff, maxRetryBackoff)
 	}
 }
 
