@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -164,6 +165,9 @@ const (
 	authNull          // {"token": nil}
 	authArray         // {"token": []any{authToken}}
 	authOther         // {"other": authToken}
+	authBool          // {"token": true}
+	authObject        // {"token": {"token": authToken}}
+	authJSON          // authToken is the JSON a client sent, decoded as the handshake decodes it
 	authKinds
 )
 
@@ -183,6 +187,13 @@ func FuzzExtractToken(f *testing.F) {
 	f.Add(authString, "é", "", "", "")
 	f.Add(authNone, "", "", strings.Repeat("a", auth.MaxTokenLen+1), "token")
 	f.Add(authString, " ", "", " ", "token")
+	f.Add(authBool, "", "Bearer "+tok, "", "")
+	f.Add(authObject, tok, "", "", "")
+	f.Add(authJSON, `{"token":"`+tok+`"}`, "", "", "")
+	f.Add(authJSON, `{"token":{"$ne":null},"user":"admin"}`, "Bearer "+tok, "", "")
+	f.Add(authJSON, `{"token":["a.b.c"],"token ":"x"}`, "", "", "")
+	f.Add(authJSON, `{"token":1e999}`, "", "", "")
+	f.Add(authJSON, `[1,2]`, "", "", "")
 
 	f.Fuzz(func(t *testing.T, kind int, authToken, header, query, param string) {
 		hs := auth.Handshake{
@@ -200,6 +211,14 @@ func FuzzExtractToken(f *testing.F) {
 			hs.Auth = map[string]any{"token": []any{authToken}}
 		case authOther:
 			hs.Auth = map[string]any{"other": authToken}
+		case authBool:
+			hs.Auth = map[string]any{"token": len(authToken)%2 == 0}
+		case authObject:
+			hs.Auth = map[string]any{"token": map[string]any{"token": authToken}}
+		case authJSON:
+			if json.Unmarshal([]byte(authToken), &hs.Auth) != nil {
+				hs.Auth = nil
+			}
 		}
 		got, err := auth.ExtractToken(hs, auth.ExtractOptions{QueryParam: param})
 
@@ -231,7 +250,8 @@ func FuzzExtractToken(f *testing.F) {
 					t.Fatalf("token %q has byte %q outside the JWT alphabet", got, c)
 				}
 			}
-			if !strings.Contains(authToken+header+query, got) {
+			decoded, _ := hs.Auth["token"].(string) // authJSON: the string after unescaping
+			if !strings.Contains(authToken+header+query+"\n"+decoded, got) {
 				t.Fatalf("token %q is in no input", got)
 			}
 		}
@@ -245,9 +265,21 @@ func FuzzExtractToken(f *testing.F) {
 			if s := strings.TrimSpace(authToken); s != "" && errors.Is(err, auth.ErrTokenMissing) {
 				t.Fatalf("auth token present but err %v", err)
 			}
-		case authNumber, authArray:
+		case authNumber, authArray, authBool, authObject:
 			if !errors.Is(err, auth.ErrTokenInvalid) {
 				t.Fatalf("non-string auth token gave %q, %v", got, err)
+			}
+		case authJSON:
+			switch v := hs.Auth["token"].(type) {
+			case nil:
+			case string:
+				if s := strings.TrimSpace(v); s != "" && err == nil && got != s {
+					t.Fatalf("token %q, want the auth token %q", got, s)
+				}
+			default:
+				if !errors.Is(err, auth.ErrTokenInvalid) {
+					t.Fatalf("auth token of type %T gave %q, %v", v, got, err)
+				}
 			}
 		}
 		// The query is used only when opted in.
