@@ -7,9 +7,10 @@
 //
 // Options: {url, path?, transports?, upgrade?, auth?, extraHeaders?, query?,
 // reconnection? (default false), timeout?, clientPackage?, authCallback?,
-// parser?, ...}.
-// Every key except url, clientPackage, authCallback and parser is passed to
-// io() as is; forceNew is always true and reconnection defaults to false.
+// parser?, failover?, ...}.
+// Every key except url, clientPackage, authCallback, parser and failover is
+// passed to io() as is; forceNew is always true and reconnection defaults to
+// false.
 //   parser: "default" (socket.io-parser) or "msgpack", which gives io() the
 //     parser option require("socket.io-msgpack-parser").
 //   clientPackage: the npm package to require, default "socket.io-client";
@@ -18,6 +19,9 @@
 //   authCallback: true gives io() auth as a function (cb) => cb(latest),
 //     where latest is the auth option, then whatever setAuth set last; the
 //     client calls it on every (re)connection.
+//   failover: a list of URLs (other nodes of a cluster) that reconnection
+//     attempts go through in turn, starting after url's place in the list
+//     (or at its start), as a load balancer would spread them.
 //
 // Commands that need an API the chosen client lacks (socket.timeout() before
 // 4.4, socket.emitWithAck() and the ackTimeout option before 4.6) print an
@@ -25,10 +29,11 @@
 // one, and do nothing else.
 //
 // Printed:
-//   {"type":"connect","id":..,"transport":"websocket|polling","recovered":bool}
+//   {"type":"connect","id":..,"transport":"websocket|polling","recovered":bool,
+//    "url":..,"at":ms}  (url: the node, at: Date.now())
 //   {"type":"upgrade","transport":"websocket"}
 //   {"type":"connect_error","message":..,"data":..}
-//   {"type":"disconnect","reason":..,"description":..}
+//   {"type":"disconnect","reason":..,"description":..,"at":ms}
 //   {"type":"event","event":..,"args":[..],"hasAck":bool,"seq":N,"autoAcked":bool}
 //   {"type":"reconnect_attempt","attempt":N} {"type":"reconnect","attempt":N}
 //   {"type":"reconnect_error","message":..} {"type":"reconnect_failed"}
@@ -143,7 +148,11 @@ try {
   process.exit(2);
 }
 
-const { url, clientPackage = "socket.io-client", authCallback = false, parser = "default", ...ioOpts } = opts;
+const { url, clientPackage = "socket.io-client", authCallback = false, parser = "default", failover = [], ...ioOpts } = opts;
+if (!Array.isArray(failover) || !failover.every((u) => typeof u === "string")) {
+  fail("bad options: failover must be an array of URL strings");
+  process.exit(2);
+}
 let io;
 let clientVersion;
 if (parser === "msgpack") {
@@ -202,6 +211,8 @@ socket.on("connect", () => {
     id: socket.id,
     transport: engine && engine.transport ? engine.transport.name : null,
     recovered: Boolean(socket.recovered),
+    url: manager.uri,
+    at: Date.now(),
   });
 });
 
@@ -214,7 +225,7 @@ socket.on("connect_error", (err) => {
 });
 
 socket.on("disconnect", (reason, details) => {
-  const msg = { type: "disconnect", reason };
+  const msg = { type: "disconnect", reason, at: Date.now() };
   if (details && details.description !== undefined) {
     const d = details.description;
     msg.description = d instanceof Error ? d.message : typeof d === "object" ? undefined : String(d);
@@ -227,7 +238,16 @@ manager.on("open", () => {
     out({ type: "upgrade", transport: transport && transport.name });
   });
 });
-manager.on("reconnect_attempt", (attempt) => out({ type: "reconnect_attempt", attempt }));
+// Each reconnection attempt goes to the next failover URL: the manager builds
+// its next connection from manager.uri.
+let failoverNext = failover.indexOf(url) + 1;
+manager.on("reconnect_attempt", (attempt) => {
+  if (failover.length > 0) {
+    manager.uri = failover[failoverNext % failover.length];
+    failoverNext++;
+  }
+  out({ type: "reconnect_attempt", attempt });
+});
 manager.on("reconnect", (attempt) => out({ type: "reconnect", attempt }));
 manager.on("reconnect_error", (err) => out({ type: "reconnect_error", message: err && err.message }));
 manager.on("reconnect_failed", () => out({ type: "reconnect_failed" }));

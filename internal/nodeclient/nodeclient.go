@@ -94,6 +94,9 @@ type Options struct {
 	// Extra holds further io() options passed verbatim, for example
 	// "reconnectionDelay", "reconnectionAttempts", "ackTimeout", "retries".
 	Extra map[string]any
+	// Failover lists node URLs that reconnection attempts go through in
+	// turn, after URL's place in the list (see client.js).
+	Failover []string
 }
 
 // Upgrade is a helper for Options.Upgrade.
@@ -101,10 +104,10 @@ func Upgrade(b bool) *bool { return &b }
 
 // Message is one line printed by the script. Type tells which fields are set:
 //
-//	connect          ID, Transport, Recovered
+//	connect          ID, Transport, Recovered, URL, At
 //	upgrade          Transport
 //	connect_error    Message, Data
-//	disconnect       Reason, Description
+//	disconnect       Reason, Description, At
 //	event            Event, Args, HasAck, Seq, AutoAcked
 //	ack              AckID, Args
 //	ack_error        AckID, Message
@@ -141,6 +144,8 @@ type Message struct {
 	Package     string          // info: the npm package required
 	Version     string          // info: its version
 	Features    map[string]bool // info: "timeout", "emitWithAck", "recovered"
+	URL         string          // connect: the URL of the node connected to
+	At          time.Time       // connect, disconnect: when, by the client's clock (ms)
 	// Raw is the line as printed, for logs.
 	Raw json.RawMessage
 }
@@ -170,6 +175,8 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		Version     string            `json:"version"`
 		Features    map[string]bool   `json:"features"`
 		Nsp         string            `json:"nsp"`
+		URL         string            `json:"url"`
+		At          int64             `json:"at"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -180,10 +187,13 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		Event: w.Event, Data: w.Data, Args: w.Args, HasAck: w.HasAck,
 		AutoAcked: w.AutoAcked, Seq: w.Seq, N: w.N, InOrder: w.InOrder,
 		Attempt: w.Attempt, Package: w.Package, Version: w.Version, Features: w.Features, Nsp: w.Nsp,
-		Raw: append(json.RawMessage(nil), b...),
+		URL: w.URL, Raw: append(json.RawMessage(nil), b...),
 	}
 	if w.LastSeq != nil {
 		m.LastSeq = *w.LastSeq
+	}
+	if w.At > 0 {
+		m.At = time.UnixMilli(w.At)
 	}
 	if len(w.ID) > 0 && string(w.ID) != "null" {
 		if w.ID[0] == '"' {
@@ -324,6 +334,9 @@ func (o Options) ioOptions() map[string]any {
 	}
 	if o.Timeout > 0 {
 		m["timeout"] = o.Timeout.Milliseconds()
+	}
+	if o.Failover != nil {
+		m["failover"] = o.Failover
 	}
 	return m
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,7 +184,11 @@ func TestMessageUnmarshal(t *testing.T) {
 				return m.Message == "unauthorized" && string(m.Data) == `{"code":401}`
 			}},
 		{`{"type":"disconnect","reason":"io server disconnect"}`,
-			func(m nodeclient.Message) bool { return m.Reason == "io server disconnect" }},
+			func(m nodeclient.Message) bool { return m.Reason == "io server disconnect" && m.At.IsZero() }},
+		{`{"type":"connect","id":"x","transport":"websocket","recovered":false,"url":"http://127.0.0.1:1","at":1700000000123}`,
+			func(m nodeclient.Message) bool {
+				return m.URL == "http://127.0.0.1:1" && m.At.Equal(time.UnixMilli(1700000000123))
+			}},
 		{`{"type":"reconnect_attempt","attempt":2}`,
 			func(m nodeclient.Message) bool { return m.Attempt == 2 }},
 	}
@@ -197,5 +204,40 @@ func TestMessageUnmarshal(t *testing.T) {
 		if m.String() != tt.line {
 			t.Errorf("String() = %s, want the raw line", m.String())
 		}
+	}
+}
+
+// TestFailover: reconnection attempts go through the failover URLs in
+// turn, starting after the first URL's place in the list.
+func TestFailover(t *testing.T) {
+	hits := make(chan string, 100)
+	var urls []string
+	for _, name := range []string{"a", "b", "c"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case hits <- name:
+			default:
+			}
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		}))
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+	c := nodeclient.Start(t, nodeclient.Options{
+		URL: urls[1], Transports: []string{"polling"}, Reconnection: true, Failover: urls,
+		Extra: map[string]any{"reconnectionDelay": 10, "reconnectionDelayMax": 10},
+	})
+	var got []string
+	for len(got) < 5 {
+		select {
+		case h := <-hits:
+			got = append(got, h)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("hits so far %v", got)
+		}
+	}
+	c.Close()
+	if want := "b c a b c"; strings.Join(got, " ") != want {
+		t.Errorf("attempts went to %v, want %s", got, want)
 	}
 }

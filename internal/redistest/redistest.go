@@ -247,7 +247,9 @@ func (s *Server) Stop() {
 }
 
 // Restart kills the server if it is still running, then starts a new one on
-// the same port and returns once it answers. The new server is empty. It
+// the same port and returns once it answers. The new server is empty,
+// unless WithArgs turned persistence on (say --appendonly yes): it runs in
+// the same directory, so it loads what the old one wrote there. It
 // retries while the port is still in use (by a connection in TIME_WAIT or
 // another program) until the start timeout, then fails t.
 func (s *Server) Restart(t testing.TB) {
