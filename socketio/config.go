@@ -137,7 +137,8 @@ type Config struct {
 	// bursts of as many; the ones over it get connect_error with data.code
 	// "rate_limited" before their token is checked. 0 means
 	// DefaultHandshakeRate; -1 means no limit. Behind a proxy every client
-	// has the proxy's address: set ClientIP, or raise the rate.
+	// has the proxy's address: set ClientIP (ForwardedClientIP), or raise
+	// the rate.
 	HandshakeRate int
 	// MaxConnectionsPerUser is how many sockets one user may have
 	// connected at once, across the cluster when the Presence counts
@@ -148,8 +149,9 @@ type Config struct {
 	// DefaultMaxConnectionsPerUser; -1 means no limit.
 	MaxConnectionsPerUser int
 	// ClientIP returns the address of the client of a handshake request,
-	// for HandshakeRate; nil means the TCP peer's IP. Behind a trusted
-	// proxy, read its header (X-Forwarded-For) here.
+	// for HandshakeRate; nil means the TCP peer's IP. Behind trusted
+	// proxies, ForwardedClientIP(their prefixes...) reads X-Forwarded-For,
+	// which clients cannot forge past them.
 	ClientIP func(r *http.Request) string
 	// MaxRoomsPerSocket is how many rooms Socket.Join lets a socket be in,
 	// its user's room and its own excepted; Join fails with ErrTooManyRooms

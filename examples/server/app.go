@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -45,6 +46,15 @@ type appConfig struct {
 	Recovery time.Duration
 	// Parser is socketio.Config.Parser; "" = the default parser.
 	Parser string
+	// PingInterval, PingTimeout and HandshakeRate are socketio.Config's;
+	// 0 = its defaults.
+	PingInterval  time.Duration
+	PingTimeout   time.Duration
+	HandshakeRate int
+	// TrustedProxies, when set, makes the handshake rate limit count
+	// clients by X-Forwarded-For behind these proxies
+	// (socketio.ForwardedClientIP); nil = by TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // app is the demo backend: the herald server plus the HTTP API that starts
@@ -89,6 +99,12 @@ func newApp(cfg appConfig) (*app, error) {
 		BroadcastPresence: true, // the demo shows everyone who is online
 		Recovery:          cfg.Recovery,
 		Parser:            cfg.Parser,
+		PingInterval:      cfg.PingInterval,
+		PingTimeout:       cfg.PingTimeout,
+		HandshakeRate:     cfg.HandshakeRate,
+	}
+	if cfg.TrustedProxies != nil {
+		scfg.ClientIP = socketio.ForwardedClientIP(cfg.TrustedProxies...)
 	}
 	if cfg.Redis != nil {
 		if a.broker, err = adapter.NewRedisBroker(adapter.RedisBrokerConfig{

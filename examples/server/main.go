@@ -14,7 +14,7 @@
 //	                   (every node of a cluster needs the same secret)
 //	REDIS_URL          redis://host:port/db: join the cluster on that Redis
 //	                   (unset = a single node, in memory)
-//	HERALD_REDIS_MODE  pubsub (default) or sharded (Redis 7+)
+//	HERALD_REDIS_MODE  pubsub (default), sharded (Redis 7+) or streams
 //	HERALD_NODE_TTL    how long a crashed node's users stay online
 //	                   (Go duration, default 15s)
 //	HERALD_RECOVERY    connection-state recovery window (Go duration, e.g.
@@ -23,12 +23,24 @@
 //	HERALD_PARSER      default (socket.io-parser) or msgpack
 //	                   (socket.io-msgpack-parser; the page then loads
 //	                   socket.io-client's socket.io.msgpack.min.js bundle)
+//	HERALD_PING_INTERVAL
+//	                   how often the server pings a client (Go duration,
+//	                   default 25s)
+//	HERALD_PING_TIMEOUT
+//	                   how long it waits for the pong (Go duration,
+//	                   default 20s)
+//	HERALD_HANDSHAKE_RATE
+//	                   handshakes per second per client address (default
+//	                   50; -1 = no limit)
+//	HERALD_TRUSTED_PROXIES
+//	                   comma-separated CIDRs or IPs of the proxies in front,
+//	                   e.g. 127.0.0.1/32,10.0.0.0/8: handshakes are then
+//	                   counted by X-Forwarded-For (unset = by TCP peer)
 package main
 
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,9 +53,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
-
-	"github.com/herald-rt/herald/adapter"
-	"github.com/herald-rt/herald/socketio"
 )
 
 func main() {
@@ -55,53 +64,22 @@ func main() {
 
 func run() error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	addr := os.Getenv("HERALD_ADDR")
-	if addr == "" {
-		addr = "localhost:3000"
+	env, err := configFromEnv(os.Getenv)
+	if err != nil {
+		return err
 	}
-	cfg := appConfig{Secret: []byte(os.Getenv("HERALD_JWT_SECRET")), Logger: logger}
-	bundle := "socket.io.min.js"
-	switch p := os.Getenv("HERALD_PARSER"); p {
-	case "", socketio.ParserDefault:
-	case socketio.ParserMsgpack:
-		cfg.Parser = p
-		bundle = "socket.io.msgpack.min.js" // the same client, its parser built in
-	default:
-		return fmt.Errorf("HERALD_PARSER: %q is neither %q nor %q", p, socketio.ParserDefault, socketio.ParserMsgpack)
-	}
-	cfg.BundlePath = findBundle(bundle)
-	if len(cfg.Secret) == 0 {
-		cfg.DevMode = true
-		cfg.Secret = make([]byte, 32)
-		if _, err := rand.Read(cfg.Secret); err != nil {
-			return err
-		}
-	}
-	if d := os.Getenv("HERALD_RECOVERY"); d != "" {
-		var err error
-		if cfg.Recovery, err = time.ParseDuration(d); err != nil {
-			return fmt.Errorf("HERALD_RECOVERY: %w", err)
-		}
-	}
+	addr, cfg := env.Addr, env.App
+	cfg.Logger = logger
+	cfg.BundlePath = findBundle(env.Bundle)
 	redisAddr := ""
-	if url := os.Getenv("REDIS_URL"); url != "" {
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			return fmt.Errorf("REDIS_URL: %w", err)
-		}
-		redisAddr = opts.Addr // the URL may hold a password: never print it
+	if env.Redis != nil {
+		redisAddr = env.Redis.Addr // the URL may hold a password: never print it
 		// herald logs Redis failures itself, rate-limited; go-redis would
 		// print every failed dial while Redis is down.
 		logging.Disable()
-		client := redis.NewClient(opts)
+		client := redis.NewClient(env.Redis)
 		defer client.Close()
 		cfg.Redis = client
-		cfg.RedisMode = adapter.RedisMode(os.Getenv("HERALD_REDIS_MODE"))
-		if ttl := os.Getenv("HERALD_NODE_TTL"); ttl != "" {
-			if cfg.NodeTTL, err = time.ParseDuration(ttl); err != nil {
-				return fmt.Errorf("HERALD_NODE_TTL: %w", err)
-			}
-		}
 	}
 	a, err := newApp(cfg)
 	if err != nil {
