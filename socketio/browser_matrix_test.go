@@ -92,15 +92,10 @@ func TestBrowserClientMatrix(t *testing.T) {
 	testdata := testenv.TestdataDir(t)
 	bundles := make(map[string][]byte) // version -> bundle
 	for _, cv := range matrixClients {
-		b, err := os.ReadFile(filepath.Join(testdata, "node_modules", cv.pkg, "dist", "socket.io.min.js"))
-		testenv.Require(t, "testdata/node_modules/"+cv.pkg+"/dist/socket.io.min.js", "run `npm ci` in testdata/", err == nil)
-		if !bytes.Contains(b[:min(len(b), 200)], []byte("Socket.IO v"+cv.version+"\n")) {
-			t.Fatalf("%s/dist/socket.io.min.js is not Socket.IO v%s (run npm ci in testdata)", cv.pkg, cv.version)
-		}
-		bundles[cv.version] = b
+		bundles[cv.version] = browserBundle(t, testdata, cv)
 	}
 
-	ts := startBrowserMatrixServer(t, bundles)
+	ts := startBrowserMatrixServer(t, socketio.Config{Now: func() time.Time { return matrixNow }}, bundles)
 	must(t, socketio.OnAck(ts.Server, echoEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) (echoPayload, error) {
 		return echoPayload{Text: strings.ToUpper(p.Text)}, nil
 	}))
@@ -139,12 +134,54 @@ func TestBrowserClientMatrix(t *testing.T) {
 			cases = append(cases, bmCase{Name: cv.version + "/" + tr.name, URL: ts.URL + "/page?" + q.Encode(), cv: cv, tr: tr, user: user})
 		}
 	}
+	lines := runBrowserMatrix(t, node, chromium, 50*time.Second, cases, false)
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			l, ok := lines[c.Name]
+			if !ok {
+				t.Fatal("no result from browser-matrix.js")
+			}
+			t.Logf("result: %s", l.Result)
+			var r bmResult
+			if err := json.Unmarshal(l.Result, &r); err != nil {
+				t.Fatalf("result: %v", err)
+			}
+			if r.Error != nil {
+				t.Fatalf("page: %s\nconsole:\n%s", *r.Error, strings.Join(l.Console, "\n"))
+			}
+			checkBrowserResult(t, r, c.cv, c.tr, c.user)
+		})
+	}
+}
+
+// browserBundle reads cv's browser bundle from testdata/node_modules and
+// checks its release.
+func browserBundle(t *testing.T, testdata string, cv matrixClient) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdata, "node_modules", cv.pkg, "dist", "socket.io.min.js"))
+	testenv.Require(t, "testdata/node_modules/"+cv.pkg+"/dist/socket.io.min.js", "run `npm ci` in testdata/", err == nil)
+	if !bytes.Contains(b[:min(len(b), 200)], []byte("Socket.IO v"+cv.version+"\n")) {
+		t.Fatalf("%s/dist/socket.io.min.js is not Socket.IO v%s (run npm ci in testdata)", cv.pkg, cv.version)
+	}
+	return b
+}
+
+// runBrowserMatrix runs testdata/browser-matrix.js with cases (each one
+// {"name", "url", ...}), all at once when parallel, and returns its lines
+// by case name. It fails t if the script does not finish within
+// timeout; a missing line is for the caller to judge.
+func runBrowserMatrix(t *testing.T, node, chromium string, timeout time.Duration, cases any, parallel bool) map[string]bmLine {
+	t.Helper()
 	arg, err := json.Marshal(cases)
 	must(t, err)
-
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+	args := []string{filepath.Join(testenv.TestdataDir(t), "browser-matrix.js")}
+	if parallel {
+		args = append(args, "--parallel")
+	}
+	args = append(args, string(arg))
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(testdata, "browser-matrix.js"), string(arg))
+	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = append(os.Environ(), "HERALD_CHROMIUM="+chromium)
 	// SIGTERM lets playwright close Chromium; SIGKILL follows if it hangs.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -173,24 +210,7 @@ func TestBrowserClientMatrix(t *testing.T) {
 	if runErr != nil {
 		t.Errorf("browser-matrix.js: %v", runErr)
 	}
-
-	for _, c := range cases {
-		t.Run(c.Name, func(t *testing.T) {
-			l, ok := lines[c.Name]
-			if !ok {
-				t.Fatal("no result from browser-matrix.js")
-			}
-			t.Logf("result: %s", l.Result)
-			var r bmResult
-			if err := json.Unmarshal(l.Result, &r); err != nil {
-				t.Fatalf("result: %v", err)
-			}
-			if r.Error != nil {
-				t.Fatalf("page: %s\nconsole:\n%s", *r.Error, strings.Join(l.Console, "\n"))
-			}
-			checkBrowserResult(t, r, c.cv, c.tr, c.user)
-		})
-	}
+	return lines
 }
 
 func checkBrowserResult(t *testing.T, r bmResult, cv matrixClient, tr matrixTransport, user string) {
@@ -264,19 +284,24 @@ func checkBrowserResult(t *testing.T, r bmResult, cv matrixClient, tr matrixTran
 }
 
 // startBrowserMatrixServer serves, on one loopback origin, a herald Server
-// (fixed clock matrixNow, same-origin only) and the pages of
-// TestBrowserClientMatrix:
+// with cfg (same-origin only; its Verifier, HS256 without leeway, is set
+// here) and the pages of the browser tests:
 //
 //	GET  /page?v=VERSION&...         a page that loads VERSION's bundle
 //	GET  /client/VERSION/socket.io.min.js
 //	POST /test/emit?user=USER         EmitToUser(USER, job_progress)
-func startBrowserMatrixServer(t *testing.T, bundles map[string][]byte) *testServer {
+//	GET  /test/token?user=USER&ttl=D  {token, exp}: a token of USER that
+//	                                  expires in D (a Go duration, whole seconds)
+func startBrowserMatrixServer(t *testing.T, cfg socketio.Config, bundles map[string][]byte) *testServer {
 	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	v, err := auth.NewVerifier(auth.Config{Keys: []auth.Key{{Algorithm: "HS256", Secret: secret}}})
+	// No Leeway: a token is refused from its exp on, so that expiry
+	// timings are the tokens' own.
+	v, err := auth.NewVerifier(auth.Config{Keys: []auth.Key{{Algorithm: "HS256", Secret: secret}}, Leeway: 0})
 	must(t, err)
-	srv, err := socketio.New(socketio.Config{Verifier: v, Now: func() time.Time { return matrixNow }})
+	cfg.Verifier = v
+	srv, err := socketio.New(cfg)
 	must(t, err)
 	ts := &testServer{Server: srv, secret: secret}
 
@@ -309,6 +334,24 @@ func startBrowserMatrixServer(t *testing.T, bundles map[string][]byte) *testServ
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+
+	mux.HandleFunc("GET /test/token", func(w http.ResponseWriter, r *http.Request) {
+		ttl, err := time.ParseDuration(r.URL.Query().Get("ttl"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// "exp" has no fraction: the token expires at exp exactly.
+		exp := time.Now().Add(ttl).Truncate(time.Second)
+		tok, err := auth.Sign("HS256", "", secret, map[string]any{"sub": r.URL.Query().Get("user"), "exp": exp.Unix()})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "exp": exp.UTC()})
 	})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

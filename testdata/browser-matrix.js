@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // browser-matrix.js runs socket.io-client browser bundles in headless
-// Chromium against a herald server, for socketio/browser_matrix_test.go. It
-// uses playwright-core from this directory's node_modules and the Chromium at
-// HERALD_CHROMIUM (default /usr/bin/chromium).
+// Chromium against a herald server, for socketio/browser_matrix_test.go and
+// socketio/browser_expiry_test.go. It uses playwright-core from this
+// directory's node_modules and the Chromium at HERALD_CHROMIUM (default
+// /usr/bin/chromium).
 //
-// Usage: node browser-matrix.js CASES_JSON
+// Usage: node browser-matrix.js [--parallel] CASES_JSON
 //
-// CASES_JSON is an array of {"name": ..., "url": ...}. Each url is a page of
+// CASES_JSON is an array of {"name": ..., "url": ..., "page": ...}; "page"
+// "expiry" runs pageExpiry (see there) instead of the matrix case below.
+// Cases run one at a time, or all at once with --parallel. Each url is a page of
 // the Go test's server that loads one client release's bundle and carries
 // the case in its query: user, token, transports (comma-separated), upgrade
-// (1 or 0). For each case, one at a time and in a fresh browser context, the
+// (1 or 0). For each case, in a fresh browser context, the
 // page connects with io(origin, {auth: {token}, transports, upgrade}), waits
 // for connect and the server's "authenticated" greeting, waits for the
 // upgrade to WebSocket when asked for one, asks the server (POST
@@ -199,6 +202,121 @@ async function pageCase(stepMs) {
   return r;
 }
 
+// pageExpiry runs in the page, for TestBrowserTokenExpiry: a client whose
+// token expires while it is connected. The query names the user, the
+// token's lifetime (ttl) and what the page does on auth_expired (onExpired):
+// "refresh" fetches a fresh token for the auth callback's next call,
+// "reauth" fetches one and sends it in reauthenticate, "none" does nothing.
+// Tokens come from GET /test/token. The page connects with auth as a
+// callback, quick reconnection and WebSocket only (so that no long-poll is
+// in flight when its context closes: see browser_matrix_test.go), waits for auth_expired, then
+// (reauth) until 1.5 s past the old expiry or (else) for the disconnect and
+// the reconnection's connect or connect_error. Once connected again it asks
+// the server who it is (bm_who) and for a job_progress (POST /test/emit).
+// It logs every event with Date.now() and never throws.
+async function pageExpiry(stepMs) {
+  const r = { error: null, log: [], tokens: [], authCalls: [] };
+  let socket = null;
+  const within = (what, p) =>
+    Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out after ${stepMs} ms waiting for ${what}`)), stepMs))]);
+  const wake = [];
+  let closing = false; // the page's own disconnect is not logged
+  const record = (type, fields) => {
+    if (closing) return null;
+    const e = { type, at: Date.now(), ...fields };
+    r.log.push(e);
+    wake.splice(0).forEach((f) => f());
+    return e;
+  };
+  // until resolves with the first log entry that matches.
+  const until = (what, match) =>
+    within(what, new Promise((resolve) => {
+      const check = () => {
+        const e = r.log.find(match);
+        if (e) resolve(e);
+        else wake.push(check);
+      };
+      check();
+    }));
+  const after = (e) => (x) => r.log.indexOf(x) > r.log.indexOf(e);
+  try {
+    const q = new URLSearchParams(location.search);
+    const user = q.get('user');
+    const onExpired = q.get('onExpired');
+    const fetchToken = async (label, ttl) => {
+      const res = await within(`GET /test/token (${label})`, fetch(`/test/token?user=${encodeURIComponent(user)}&ttl=${ttl}`));
+      if (res.status !== 200) throw new Error(`GET /test/token: ${res.status} ${await res.text()}`);
+      const { token, exp } = await res.json();
+      r.tokens.push({ label, exp });
+      return { label, token };
+    };
+    let current = await fetchToken('initial', q.get('ttl'));
+    socket = io(location.origin, {
+      auth: (cb) => {
+        r.authCalls.push(current.label);
+        cb({ token: current.token });
+      },
+      transports: ['websocket'],
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 100,
+      randomizationFactor: 0,
+      forceNew: true,
+    });
+    socket.on('connect', () => record('connect', { id: socket.id }));
+    socket.on('connect_error', (e) => record('connect_error', { message: e && e.message, data: e && e.data !== undefined ? e.data : null, active: socket.active }));
+    socket.on('disconnect', (reason) => record('disconnect', { reason }));
+    socket.io.on('reconnect_attempt', (n) => record('reconnect_attempt', { attempt: n }));
+    for (const ev of ['authenticated', 'job_progress']) socket.on(ev, (p) => record(ev, { payload: p }));
+    let reacted = Promise.resolve();
+    socket.on('auth_expired', (p) => {
+      record('auth_expired', { payload: p });
+      if (onExpired === 'none') return;
+      reacted = (async () => {
+        const fresh = await fetchToken('fresh', '1h');
+        if (onExpired === 'reauth') {
+          const ack = await within('the reauthenticate ack', socket.emitWithAck('reauthenticate', { token: fresh.token }));
+          record('reauthenticated', { ack });
+        }
+        current = fresh;
+      })();
+    });
+
+    const first = await until('connect', (e) => e.type === 'connect' || e.type === 'connect_error');
+    if (first.type !== 'connect') throw new Error(`connect_error: ${first.message}`);
+    await until('the authenticated event', (e) => e.type === 'authenticated');
+    const warned = await until('auth_expired', (e) => e.type === 'auth_expired');
+    await within('the reaction to auth_expired', reacted);
+    if (onExpired === 'reauth') {
+      // Stay past the old expiry, with some slack.
+      const old = Date.parse(warned.payload.expiresAt);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, old + 1500 - Date.now())));
+    } else {
+      const gone = await until('the disconnect', (e) => e.type === 'disconnect');
+      const back = await until('the reconnection', (e) => (e.type === 'connect' || e.type === 'connect_error') && after(gone)(e));
+      if (back.type !== 'connect') {
+        // Give a client that would retry the time to show it.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        closing = true;
+        socket.disconnect();
+        return r;
+      }
+      await until('the authenticated event after the reconnection', (e) => e.type === 'authenticated' && after(back)(e));
+    }
+    r.who = await within('the bm_who ack', socket.emitWithAck('bm_who', { text: 'who' }));
+    const emitted = record('emit', {});
+    const res = await within('POST /test/emit', fetch(`/test/emit?user=${encodeURIComponent(user)}`, { method: 'POST' }));
+    if (res.status !== 204) throw new Error(`POST /test/emit: ${res.status} ${await res.text()}`);
+    await until('job_progress', (e) => e.type === 'job_progress' && after(emitted)(e));
+    r.socketId = socket.id;
+    closing = true;
+    socket.disconnect();
+  } catch (e) {
+    r.error = String((e && e.message) || e);
+    if (socket) socket.disconnect();
+  }
+  return r;
+}
+
 async function runCase(browser, c) {
   const consoleLines = [];
   const context = await browser.newContext();
@@ -216,7 +334,7 @@ async function runCase(browser, c) {
         timer = setTimeout(() => reject(new Error(`case timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS);
       });
       try {
-        result = await Promise.race([page.evaluate(pageCase, STEP_TIMEOUT_MS), timeout]);
+        result = await Promise.race([page.evaluate(c.page === 'expiry' ? pageExpiry : pageCase, STEP_TIMEOUT_MS), timeout]);
       } finally {
         clearTimeout(timer);
       }
@@ -232,11 +350,14 @@ async function runCase(browser, c) {
 }
 
 async function main() {
-  if (process.argv.length !== 3) {
-    console.error('usage: node browser-matrix.js CASES_JSON');
+  const args = process.argv.slice(2);
+  const parallel = args[0] === '--parallel';
+  if (parallel) args.shift();
+  if (args.length !== 1) {
+    console.error('usage: node browser-matrix.js [--parallel] CASES_JSON');
     process.exit(2);
   }
-  const cases = JSON.parse(process.argv[2]);
+  const cases = JSON.parse(args[0]);
   let browser = null;
   const timer = setTimeout(async () => {
     console.error(`browser-matrix.js: timed out after ${TOTAL_TIMEOUT_MS} ms`);
@@ -245,7 +366,8 @@ async function main() {
   }, TOTAL_TIMEOUT_MS);
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    for (const c of cases) await runCase(browser, c);
+    if (parallel) await Promise.all(cases.map((c) => runCase(browser, c)));
+    else for (const c of cases) await runCase(browser, c);
   } catch (err) {
     console.error(`browser-matrix.js: ${err.stack || err}`);
     process.exitCode = 1;
