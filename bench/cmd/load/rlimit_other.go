@@ -1,0 +1,7 @@
+//go:build !unix
+
+package main
+
+import "math"
+
+func fileLimit() int { return math.MaxInt32 }

@@ -1,0 +1,18 @@
+// Package eio is the benchmark's own Socket.IO client: Engine.IO v4 over
+// WebSocket only (gorilla/websocket), the Socket.IO v5 packets a load
+// generator needs, and scanners that read the "bench" event's "seq" and
+// "sentAt" without decoding the JSON.
+//
+// It is built for many connections per process: Connect does the whole
+// handshake in the calling goroutine and starts none, a Conn holds no read
+// buffer while it waits for a message (buffers come from a shared pool), and
+// Parse, SplitEvent and BenchFields do not allocate.
+//
+// # Concurrency
+//
+// A Conn has one reader: Next and Close must not be called concurrently with
+// each other. Pong and Send write and must not be called concurrently with
+// each other either (the reading goroutine is the natural caller). SendClose
+// and CloseNow are safe from any goroutine at any time; they are how another
+// goroutine ends a connection that is being read.
+package eio
