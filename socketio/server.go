@@ -480,6 +480,9 @@ func (s *Server) deliver(m adapter.Message) {
 		s.deliverWithOffset(m)
 		return
 	}
+	if s.writeLocal(s.namespaces[m.Namespace], m) {
+		return
+	}
 	op := s.namespaces[m.Namespace].Local()
 	if len(m.Rooms) > 0 {
 		op = op.To(toRooms(m.Rooms)...)

@@ -1,0 +1,114 @@
+package socketio
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/events"
+)
+
+// writeLocal delivers m to this node's sockets in m.Rooms, but not in
+// m.Except, by encoding the Socket.IO packet once and handing it to each
+// socket's connection. It replaces upstream's BroadcastOperator.Emit on the
+// hot path: upstream marks a broadcast packet as a pre-encoded WebSocket
+// frame, and its WebSocket transport then builds a gorilla PreparedMessage
+// for it per socket per message (a frame, and a throwaway websocket.Conn
+// with its buffers, each time), which was the largest cost of a fan-out in
+// the profiles (BENCHMARKS.md). Without the mark the transport writes the
+// packet straight to the connection.
+//
+// writeLocal reports false, having done nothing, for what it leaves to
+// upstream: no rooms (a broadcast to everyone), arguments with binary data
+// (attachments), and the MessagePack parser.
+func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
+	if len(m.Rooms) == 0 || s.cfg.Parser == ParserMsgpack {
+		return false
+	}
+	for _, a := range m.Args {
+		if events.HasBytesJSON(a) {
+			return false
+		}
+	}
+	pkt, err := encodeEvent(nsp.Name(), m.Event, m.Args)
+	if err != nil {
+		return false // upstream reports it
+	}
+	rooms := nsp.Adapter().Rooms()
+	sockets := nsp.Sockets()
+	var except map[socket.SocketId]struct{}
+	for _, r := range m.Except {
+		if ids, ok := rooms.Load(socket.Room(r)); ok {
+			for _, id := range ids.Keys() {
+				if except == nil {
+					except = make(map[socket.SocketId]struct{})
+				}
+				except[id] = struct{}{}
+			}
+		}
+	}
+	var seen map[socket.SocketId]struct{} // with several rooms, a socket in two gets it once
+	if len(m.Rooms) > 1 {
+		seen = make(map[socket.SocketId]struct{})
+	}
+	opts := &socket.WriteOptions{}
+	packets := []types.BufferInterface{pkt}
+	for _, r := range m.Rooms {
+		ids, ok := rooms.Load(socket.Room(r))
+		if !ok {
+			continue
+		}
+		for _, id := range ids.Keys() {
+			if _, ok := except[id]; ok {
+				continue
+			}
+			if seen != nil {
+				if _, ok := seen[id]; ok {
+					continue
+				}
+				seen[id] = struct{}{}
+			}
+			if sock, ok := sockets.Load(id); ok && sock.Connected() {
+				// WriteToEngine copies the packet for each socket.
+				sock.Client().WriteToEngine(packets, opts)
+			}
+		}
+	}
+	return true
+}
+
+var errInvalidArg = errors.New("socketio: an argument is not valid JSON")
+
+// encodeEvent returns the Socket.IO EVENT packet (type 2) of event with
+// args, as upstream's encoder writes it: the namespace and a comma unless it
+// is "/", then the JSON array [event, args...].
+func encodeEvent(nsp, event string, args []json.RawMessage) (types.BufferInterface, error) {
+	name, err := json.Marshal(event)
+	if err != nil {
+		return nil, err
+	}
+	n := 4 + len(nsp) + len(name)
+	for _, a := range args {
+		n += 1 + len(a)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '2')
+	if nsp != "/" {
+		b = append(b, nsp...)
+		b = append(b, ',')
+	}
+	b = append(b, '[')
+	b = append(b, name...)
+	for _, a := range args {
+		if !json.Valid(a) {
+			return nil, errInvalidArg
+		}
+		b = append(b, ',')
+		b = append(b, a...)
+	}
+	b = append(b, ']')
+	return types.NewStringBuffer(b), nil
+}
