@@ -2,8 +2,9 @@
 GO ?= go
 FUZZTIME ?= 10s
 STATICCHECK ?= v0.8.2
+COMPARE_FLAGS ?=
 
-.PHONY: test demo deps lint fuzz bench
+.PHONY: test demo deps lint fuzz bench bench-compare
 
 # Node packages for the tests (socket.io-client, playwright-core) and the
 # demo page (socket.io-client's browser bundle), from the committed locks.
@@ -47,6 +48,16 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStreamEntry$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSession$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./adapter
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./bench/internal/eio
+	$(GO) test -run='^$$' -fuzz='^FuzzScanEvent$$' -fuzztime=$(FUZZTIME) ./bench/internal/eio
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# herald against the Node socket.io server, scenario by scenario
+# (bench/SPEC.md): a Markdown table on stdout. It builds the bench server
+# and the load generator, runs npm ci in bench/node, starts its own
+# redis-server, and takes a while: COMPARE_FLAGS=-quick for a smoke test,
+# e.g. COMPARE_FLAGS='-scenarios idle,fanout -json bench.json'.
+bench-compare:
+	$(GO) run ./bench/cmd/compare $(COMPARE_FLAGS)

@@ -52,8 +52,9 @@ type fanoutState struct {
 	bad     atomic.Int64 // bench events without seq/sentAt
 }
 
-// fanout connects, then for each round POSTs /bench/emit to the trigger
-// server and waits until every connection has its events.
+// fanout connects, announces READY (and -ready-file), waits for
+// -hold-until-file when given, then for each round POSTs /bench/emit to
+// the trigger server and waits until every connection has its events.
 func (r *runner) fanout(ctx context.Context) fanoutResult {
 	cfg := r.cfg
 	perConn := cfg.emits * cfg.rounds
@@ -78,13 +79,22 @@ func (r *runner) fanout(ctx context.Context) fanoutResult {
 		Connected: connected,
 		Failed:    p.failed.Load(),
 	}
+	// The orchestrator samples the server between the handshakes and the
+	// first POST; the rounds' clock starts after the hold.
+	if ctx.Err() == nil {
+		if err := r.announceReady(); err != nil {
+			res.Error = err.Error()
+		} else if cfg.holdUntilFile != "" {
+			waitForFile(ctx, cfg.holdUntilFile)
+		}
+	}
 
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	var took time.Duration // the completed rounds
 	var t0 time.Time       // start of the current round
 	inRound := false
-	for i := 0; i < cfg.rounds && ctx.Err() == nil && connected > 0; i++ {
+	for i := 0; i < cfg.rounds && ctx.Err() == nil && connected > 0 && res.Error == ""; i++ {
 		round.Store(int64(i + 1))
 		st.target.Store(int64((i + 1) * cfg.emits))
 		st.pending.Store(connected - p.dropped.Load())

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -28,9 +27,6 @@ type idleResult struct {
 
 func (r idleResult) incomplete() bool { return r.Incomplete }
 
-// holdPoll is how often the hold-until file is looked for.
-const holdPoll = 50 * time.Millisecond
-
 // idle opens the connections, announces READY, holds them and closes them.
 func (r *runner) idle(ctx context.Context) idleResult {
 	p := newPool(r)
@@ -49,11 +45,8 @@ func (r *runner) idle(ctx context.Context) idleResult {
 		ConnectP99Ms:   percentileMs(latency, 0.99),
 	}
 	if ctx.Err() == nil {
-		fmt.Fprintln(r.stderr, "READY")
-		if r.cfg.readyFile != "" {
-			if err := os.WriteFile(r.cfg.readyFile, nil, 0o644); err != nil {
-				res.Error = err.Error()
-			}
+		if err := r.announceReady(); err != nil {
+			res.Error = err.Error()
 		}
 		r.hold(ctx)
 	}
@@ -67,25 +60,14 @@ func (r *runner) idle(ctx context.Context) idleResult {
 
 // hold waits -hold, or until -hold-until-file exists, or until ctx ends.
 func (r *runner) hold(ctx context.Context) {
-	if r.cfg.holdUntilFile == "" {
-		t := time.NewTimer(r.cfg.hold)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
+	if r.cfg.holdUntilFile != "" {
+		waitForFile(ctx, r.cfg.holdUntilFile)
 		return
 	}
-	t := time.NewTicker(holdPoll)
+	t := time.NewTimer(r.cfg.hold)
 	defer t.Stop()
-	for {
-		if _, err := os.Stat(r.cfg.holdUntilFile); err == nil {
-			return
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -172,6 +174,128 @@ func TestRefused(t *testing.T) {
 	}
 }
 
+// waitForReady returns once path exists, or fails the test after 30 s.
+func waitForReady(t *testing.T, path string) bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("no ready file %s after 30s", path)
+	return false
+}
+
+// The orchestrator's side of fanout: once the ready file is there every
+// connection is up and no POST has gone out; the POST comes only after the
+// hold-until file exists.
+func TestFanoutReadyHold(t *testing.T) {
+	ts := startBenchServer(t)
+	dir := t.TempDir()
+	ready, holdUntil := filepath.Join(dir, "ready"), filepath.Join(dir, "hold")
+
+	// The trigger: forwards POST /bench/emit to the server, and records
+	// whether the hold-until file existed when the POST came.
+	var posts, early atomic.Int64
+	fwd := &http.Client{Transport: &http.Transport{}}
+	defer fwd.CloseIdleConnections()
+	trigger := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		if _, err := os.Stat(holdUntil); err != nil {
+			early.Add(1)
+		}
+		resp, err := fwd.Post(ts.URL+r.URL.Path, "application/json", r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	defer trigger.Close()
+
+	type atReady struct{ sockets, posts int64 }
+	seen := make(chan atReady, 1)
+	t.Cleanup(func() {
+		for range seen { // the goroutine has ended when seen is closed
+		}
+	})
+	go func() {
+		defer close(seen)
+		if !waitForReady(t, ready) {
+			return
+		}
+		at := atReady{sockets: int64(ts.SocketCount())}
+		// Give a tool that does not wait the time to POST anyway.
+		time.Sleep(200 * time.Millisecond)
+		at.posts = posts.Load()
+		seen <- at
+		_ = os.WriteFile(holdUntil, nil, 0o644)
+	}()
+
+	var res fanoutResult
+	stderr, err := runLoad(t, &res, "fanout", "-url", ts.URL, "-trigger", trigger.URL, "-secret", testSecret,
+		"-users", "50", "-conns", "100", "-emits", "3", "-concurrency", "20", "-timeout", "30s",
+		"-ready-file", ready, "-hold-until-file", holdUntil)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	at, ok := <-seen
+	if !ok {
+		t.Fatal("the orchestrator's side ended without seeing the ready file")
+	}
+	if at.sockets != 100 || at.posts != 0 {
+		t.Errorf("at the ready file: %d sockets, %d POSTs; want 100 and 0", at.sockets, at.posts)
+	}
+	if posts.Load() != 1 || early.Load() != 0 {
+		t.Errorf("%d POSTs, %d of them before the hold-until file; want 1 and 0", posts.Load(), early.Load())
+	}
+	if !strings.Contains(stderr, "READY\n") {
+		t.Errorf("stderr has no READY line:\n%s", stderr)
+	}
+	const want = 100 * 3
+	if res.Expected != want || res.Received != want || res.Connected != 100 || res.Incomplete || res.Error != "" {
+		t.Errorf("result = %+v, want expected = received = %d and no failure", res, want)
+	}
+	waitSockets(t, ts, 0)
+}
+
+// The hold-until file never comes: the run ends at -timeout without a
+// POST, after the ready file, and the JSON says incomplete.
+func TestFanoutHoldTimeout(t *testing.T) {
+	ts := startBenchServer(t)
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	var posts atomic.Int64
+	trigger := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		http.Error(w, "unexpected POST", http.StatusTeapot)
+	}))
+	defer trigger.Close()
+	var res fanoutResult
+	start := time.Now()
+	stderr, err := runLoad(t, &res, "fanout", "-url", ts.URL, "-trigger", trigger.URL, "-secret", testSecret,
+		"-users", "10", "-ready-file", ready, "-hold-until-file", filepath.Join(dir, "never"), "-timeout", "500ms")
+	if !errors.Is(err, errIncomplete) {
+		t.Fatalf("run = %v, want errIncomplete\n%s", err, stderr)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("run took %v after a 500ms timeout", took)
+	}
+	if _, err := os.Stat(ready); err != nil {
+		t.Errorf("ready file: %v", err)
+	}
+	if posts.Load() != 0 {
+		t.Errorf("%d POSTs without the hold-until file", posts.Load())
+	}
+	if !res.Incomplete || res.Connected != 10 || res.Expected != 10*20 || res.Received != 0 || res.Error != "" {
+		t.Errorf("result = %+v", res)
+	}
+	waitSockets(t, ts, 0)
+}
+
 // With a trigger that emits nothing, fanout stops at -timeout and reports
 // what it has, marked incomplete.
 func TestFanoutTimeout(t *testing.T) {
@@ -243,6 +367,8 @@ func TestFlags(t *testing.T) {
 		{"bad cycles", []string{"churn", "-secret", "s", "-cycles", "0"}, "-cycles must be at least 1"},
 		{"bad timeout", []string{"churn", "-secret", "s", "-timeout", "0s"}, "-timeout must be positive"},
 		{"flag of another scenario", []string{"churn", "-secret", "s", "-emits", "3"}, "flag provided but not defined: -emits"},
+		{"ready file in churn", []string{"churn", "-secret", "s", "-ready-file", "r"}, "flag provided but not defined: -ready-file"},
+		{"hold in fanout", []string{"fanout", "-secret", "s", "-hold", "1s"}, "flag provided but not defined: -hold"},
 		{"extra argument", []string{"idle", "-secret", "s", "more"}, `unexpected argument "more"`},
 		{"bad url", []string{"idle", "-secret", "s", "-url", "ftp://x"}, "scheme must be"},
 	}

@@ -4,7 +4,7 @@
 // stdout. Progress goes to stderr.
 //
 //	load idle   -url http://127.0.0.1:3000 -secret S -conns 5000 -ready-file /tmp/r -hold-until-file /tmp/h
-//	load fanout -url http://127.0.0.1:3000 -secret S -users 1000 -emits 20
+//	load fanout -url http://127.0.0.1:3000 -secret S -users 1000 -emits 20 -ready-file /tmp/r -hold-until-file /tmp/h
 //	load churn  -url http://127.0.0.1:3000 -secret S -cycles 20000 -concurrency 200
 //
 // It speaks Engine.IO v4 / Socket.IO v5 over raw WebSockets (package
@@ -92,7 +92,9 @@ type config struct {
 	cpuProfile  string
 
 	// idle
-	hold          time.Duration
+	hold time.Duration
+
+	// idle and fanout
 	readyFile     string
 	holdUntilFile string
 
@@ -140,6 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fs.IntVar(&cfg.emits, "emits", 20, "events per user per round (the POST's count)")
 		fs.IntVar(&cfg.pad, "pad", 0, "bytes of padding per event (the POST's pad)")
 		fs.IntVar(&cfg.rounds, "rounds", 1, "POST rounds, one after the other; figures are over all rounds")
+		fs.StringVar(&cfg.readyFile, "ready-file", "", "create this file once every connection is up, before the first POST")
+		fs.StringVar(&cfg.holdUntilFile, "hold-until-file", "", "send the first POST only once this file exists (or stop at -timeout)")
 	case "churn":
 		fs.IntVar(&cfg.cycles, "cycles", 1000, "connect + close cycles; cycle i is user u(i % users)")
 		fs.DurationVar(&cfg.closeWait, "close-wait", 2*time.Second, "how long a cycle waits for the server's close frame")
