@@ -25,6 +25,8 @@
 //	     {"emitted":E,"tookUs":T}; 400 {"error":..} on bad input
 //	GET  /api/v1/websocket/stats   herald's StatsHandler
 //	GET  /bench/runtime            {"goroutines":N,"heapInuse":B,"rss":B}
+//	                               (+ "published","received","dropped" of
+//	                               the Redis broker in cluster mode)
 package main
 
 import (
@@ -185,7 +187,7 @@ func newBenchServer(cfg config) (*benchServer, error) {
 	b.mux.Handle(b.srv.Path(), b.srv)
 	b.mux.Handle("/api/v1/websocket/stats", b.srv.StatsHandler())
 	b.mux.HandleFunc("POST /bench/emit", b.emit)
-	b.mux.HandleFunc("GET /bench/runtime", serveRuntime)
+	b.mux.HandleFunc("GET /bench/runtime", b.serveRuntime)
 	if cfg.Pprof {
 		b.mux.HandleFunc("/debug/pprof/", pprof.Index)
 		b.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -291,14 +293,21 @@ func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveRuntime answers the process's goroutines, heap in use and RSS.
-func serveRuntime(w http.ResponseWriter, _ *http.Request) {
+func (b *benchServer) serveRuntime(w http.ResponseWriter, _ *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	writeJSON(w, http.StatusOK, map[string]int64{
+	out := map[string]int64{
 		"goroutines": int64(runtime.NumGoroutine()),
 		"heapInuse":  int64(ms.HeapInuse),
 		"rss":        rss(),
-	})
+	}
+	if b.broker != nil {
+		// Cluster mode: what the Redis broker handed over and received,
+		// so that a run can tell a lost message's side.
+		m := b.broker.Metrics()
+		out["published"], out["received"], out["dropped"] = int64(m.Published), int64(m.Received), int64(m.Dropped)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // rss returns the resident set size from /proc/self/statm, or 0 where
