@@ -128,18 +128,7 @@ func TestBrowserTokenExpiry(t *testing.T) {
 	lines := runBrowserMatrix(t, node, chromium, 40*time.Second, cases, true)
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			l, ok := lines[c.Name]
-			if !ok {
-				t.Fatal("no result from browser-matrix.js")
-			}
-			t.Logf("result: %s", l.Result)
-			var r bxResult
-			if err := json.Unmarshal(l.Result, &r); err != nil {
-				t.Fatalf("result: %v", err)
-			}
-			if r.Error != nil {
-				t.Fatalf("page: %s\nconsole:\n%s", *r.Error, strings.Join(l.Console, "\n"))
-			}
+			r := pageResult[bxResult](t, lines, c.Name)
 			user := bxUser(c.Name)
 			deadline := checkExpiryWarned(t, r, user)
 			c.check(t, r, user, deadline)

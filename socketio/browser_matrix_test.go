@@ -137,18 +137,7 @@ func TestBrowserClientMatrix(t *testing.T) {
 	lines := runBrowserMatrix(t, node, chromium, 50*time.Second, cases, false)
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			l, ok := lines[c.Name]
-			if !ok {
-				t.Fatal("no result from browser-matrix.js")
-			}
-			t.Logf("result: %s", l.Result)
-			var r bmResult
-			if err := json.Unmarshal(l.Result, &r); err != nil {
-				t.Fatalf("result: %v", err)
-			}
-			if r.Error != nil {
-				t.Fatalf("page: %s\nconsole:\n%s", *r.Error, strings.Join(l.Console, "\n"))
-			}
+			r := pageResult[bmResult](t, lines, c.Name)
 			checkBrowserResult(t, r, c.cv, c.tr, c.user)
 		})
 	}
@@ -170,6 +159,26 @@ func browserBundle(t *testing.T, testdata string, cv matrixClient) []byte {
 // {"name", "url", ...}), all at once when parallel, and returns its lines
 // by case name. It fails t if the script does not finish within
 // timeout; a missing line is for the caller to judge.
+// pageResult decodes the result of page name from browser-matrix.js's
+// lines, failing t when there is none or when the page reported an error
+// (R's Error field).
+func pageResult[R interface{ pageError() *string }](t *testing.T, lines map[string]bmLine, name string) R {
+	t.Helper()
+	var r R
+	l, ok := lines[name]
+	if !ok {
+		t.Fatal("no result from browser-matrix.js")
+	}
+	t.Logf("result: %s", l.Result)
+	if err := json.Unmarshal(l.Result, &r); err != nil {
+		t.Fatalf("result: %v", err)
+	}
+	if e := r.pageError(); e != nil {
+		t.Fatalf("page: %s\nconsole:\n%s", *e, strings.Join(l.Console, "\n"))
+	}
+	return r
+}
+
 func runBrowserMatrix(t *testing.T, node, chromium string, timeout time.Duration, cases any, parallel bool) map[string]bmLine {
 	t.Helper()
 	arg, err := json.Marshal(cases)
@@ -376,3 +385,6 @@ func startBrowserMatrixServer(t *testing.T, cfg socketio.Config, bundles map[str
 	ts.URL = "http://" + ln.Addr().String()
 	return ts
 }
+
+func (r bmResult) pageError() *string { return r.Error }
+func (r bxResult) pageError() *string { return r.Error }
