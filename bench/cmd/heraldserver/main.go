@@ -53,25 +53,9 @@ import (
 
 	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/auth"
-	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/bench/internal/benchapi"
 	"github.com/herald-rt/herald/socketio"
 )
-
-// benchPayload is the payload of the "bench" event; herald adds
-// "timestamp" (RFC 3339) to it on the wire.
-type benchPayload struct {
-	Seq    int    `json:"seq"`
-	SentAt int64  `json:"sentAt"`
-	Pad    string `json:"pad"`
-}
-
-var benchEvent = events.Define[benchPayload]("bench")
-
-// maxEmits bounds count*(to-from) of one POST /bench/emit.
-const maxEmits = 10_000_000
-
-// maxPad bounds the pad of one POST /bench/emit, in bytes.
-const maxPad = 1 << 20
 
 func main() {
 	if err := run(); err != nil {
@@ -235,34 +219,8 @@ func (b *benchServer) closeCluster(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// emitRequest is the body of POST /bench/emit; absent fields are zero.
-type emitRequest struct {
-	Prefix string `json:"prefix"`
-	From   int    `json:"from"`
-	To     int    `json:"to"`
-	Count  int    `json:"count"`
-	Pad    int    `json:"pad"`
-}
-
-// check returns what is wrong with r, or "".
-func (r emitRequest) check() string {
-	switch {
-	case r.To < r.From:
-		return "to: must not be less than from"
-	case r.Count < 1:
-		return "count: must be at least 1"
-	case r.To-r.From < 0 || r.To-r.From > maxEmits || r.Count > maxEmits/max(r.To-r.From, 1):
-		// to-from < 0 is an overflow; count alone is bounded too, so
-		// that from == to cannot make an endless empty loop.
-		return fmt.Sprintf("count*(to-from): must be at most %d (and count too)", maxEmits)
-	case r.Pad < 0 || r.Pad > maxPad:
-		return fmt.Sprintf("pad: must be 0..%d", maxPad)
-	}
-	return ""
-}
-
 func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
-	var req emitRequest
+	var req benchapi.EmitRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err == nil {
 		err = json.Unmarshal(body, &req)
@@ -271,7 +229,7 @@ func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
 		return
 	}
-	if msg := req.check(); msg != "" {
+	if msg := req.Check(); msg != "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
 		return
 	}
@@ -281,8 +239,8 @@ func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	for i := range req.Count {
 		for n := req.From; n < req.To; n++ {
-			p := benchPayload{Seq: i, SentAt: time.Now().UnixMicro(), Pad: pad}
-			if err := b.srv.EmitToUser(ctx, req.Prefix+strconv.Itoa(n), benchEvent, p); err != nil {
+			p := benchapi.Payload{Seq: i, SentAt: time.Now().UnixMicro(), Pad: pad}
+			if err := b.srv.EmitToUser(ctx, req.Prefix+strconv.Itoa(n), benchapi.Event, p); err != nil {
 				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 				return
 			}

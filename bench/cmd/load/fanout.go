@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-rt/herald/bench/internal/benchapi"
 	"github.com/herald-rt/herald/bench/internal/eio"
 )
 
@@ -188,18 +189,9 @@ func (st *fanoutState) onEvent(c *client, data []byte) {
 	}
 }
 
-// emitRequest is the body of POST /bench/emit.
-type emitRequest struct {
-	Prefix string `json:"prefix"`
-	From   int    `json:"from"`
-	To     int    `json:"to"`
-	Count  int    `json:"count"`
-	Pad    int    `json:"pad"`
-}
-
 // trigger asks the trigger server to emit one round.
 func (r *runner) trigger(ctx context.Context, client *http.Client) error {
-	body, _ := json.Marshal(emitRequest{Prefix: "u", From: 0, To: r.cfg.users, Count: r.cfg.emits, Pad: r.cfg.pad})
+	body, _ := json.Marshal(benchapi.EmitRequest{Prefix: "u", From: 0, To: r.cfg.users, Count: r.cfg.emits, Pad: r.cfg.pad})
 	url := strings.TrimSuffix(r.cfg.trigger, "/") + "/bench/emit"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {

@@ -12,22 +12,12 @@ import (
 	"time"
 
 	"github.com/herald-rt/herald/auth"
-	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/bench/internal/benchapi"
 	"github.com/herald-rt/herald/socketio"
 )
 
 // testSecret is the HS256 secret of the test server.
 const testSecret = "load-test-secret-0123456789abcdef"
-
-// benchPayload is the payload of the "bench" event, as bench/SPEC.md has it.
-type benchPayload struct {
-	Seq    int    `json:"seq"`
-	SentAt int64  `json:"sentAt"`
-	Pad    string `json:"pad"`
-	events.Meta
-}
-
-var benchEvent = events.Define[benchPayload]("bench")
 
 // benchServer is a herald server with the bench HTTP API that the load
 // generator uses (POST /bench/emit), configured as bench/SPEC.md says.
@@ -55,8 +45,8 @@ func startBenchServer(t *testing.T) *benchServer {
 	mux := http.NewServeMux()
 	mux.Handle(srv.Path(), srv)
 	mux.HandleFunc("POST /bench/emit", func(w http.ResponseWriter, r *http.Request) {
-		var req emitRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.To < req.From || req.Count < 1 {
+		var req benchapi.EmitRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Check() != "" {
 			http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
 			return
 		}
@@ -64,8 +54,8 @@ func startBenchServer(t *testing.T) *benchServer {
 		start := time.Now()
 		for i := range req.Count {
 			for n := req.From; n < req.To; n++ {
-				p := benchPayload{Seq: i, SentAt: time.Now().UnixMicro(), Pad: pad}
-				if err := srv.EmitToUser(r.Context(), req.Prefix+strconv.Itoa(n), benchEvent, p); err != nil {
+				p := benchapi.Payload{Seq: i, SentAt: time.Now().UnixMicro(), Pad: pad}
+				if err := srv.EmitToUser(r.Context(), req.Prefix+strconv.Itoa(n), benchapi.Event, p); err != nil {
 					http.Error(w, `{"error":"emit"}`, http.StatusInternalServerError)
 					return
 				}
