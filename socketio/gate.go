@@ -118,11 +118,18 @@ type gatedWriter struct {
 
 // Hijack hands upstream's WebSocket library a connection whose reads wait
 // for the gate.
+//
+// It also lets go of net/http's ResponseWriter. Upstream keeps the request
+// context, and with it this writer, for the connection's lifetime; the
+// writer holds net/http's connection state, whose 4 KiB read and 4 KiB
+// write buffers are dead once the connection is hijacked. That was about a
+// fifth of herald's heap per idle connection (BENCHMARKS.md).
 func (w *gatedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	w.ResponseWriter = hijackedWriter{header: w.ResponseWriter.Header()}
 	if brw.Reader.Buffered() > 0 {
 		// The client sent data before the handshake finished: leave the
 		// connection as it is (the WebSocket library refuses it).
@@ -133,6 +140,18 @@ func (w *gatedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *gatedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// hijackedWriter stands in for net/http's ResponseWriter once the
+// connection is hijacked: every write fails with http.ErrHijacked, as
+// net/http's own would.
+type hijackedWriter struct{ header http.Header }
+
+func (h hijackedWriter) Header() http.Header     { return h.header }
+func (hijackedWriter) Write([]byte) (int, error) { return 0, http.ErrHijacked }
+func (hijackedWriter) WriteHeader(int)           {}
+func (hijackedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, http.ErrHijacked
+}
 
 type gatedConn struct {
 	net.Conn
