@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzWireArg$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzMsgpackDecoder$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzForwardedClientIP$$' -fuzztime=$(FUZZTIME) ./socketio
+	$(GO) test -run='^$$' -fuzz='^FuzzFrameTracker$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClassic$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSharded$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStreamEntry$$' -fuzztime=$(FUZZTIME) ./adapter

@@ -18,8 +18,13 @@ import (
 // frame, and its WebSocket transport then builds a gorilla PreparedMessage
 // for it per socket per message (a frame, and a throwaway websocket.Conn
 // with its buffers, each time), which was the largest cost of a fan-out in
-// the profiles (BENCHMARKS.md). Without the mark the transport writes the
-// packet straight to the connection.
+// the profiles (BENCHMARKS.md).
+//
+// A socket on a WebSocket that herald writes to itself (wire.go) gets the
+// WebSocket frame, built once for all of them; any other socket, or one
+// whose connection refuses the frame, gets the packet through upstream's
+// engine, without the pre-encoded mark, which the transport then writes
+// straight to the connection.
 //
 // writeLocal reports false, having done nothing, for what it leaves to
 // upstream: no rooms (a broadcast to everyone), arguments with binary data
@@ -56,6 +61,8 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 	}
 	opts := &socket.WriteOptions{}
 	packets := []types.BufferInterface{pkt}
+	var frame []byte // the WebSocket frame, made for the first direct write
+
 	for _, r := range m.Rooms {
 		ids, ok := rooms.Load(socket.Room(r))
 		if !ok {
@@ -71,13 +78,40 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 				}
 				seen[id] = struct{}{}
 			}
-			if sock, ok := sockets.Load(id); ok && sock.Connected() {
-				// WriteToEngine copies the packet for each socket.
-				sock.Client().WriteToEngine(packets, opts)
+			sock, ok := sockets.Load(id)
+			if !ok || !sock.Connected() {
+				continue
 			}
+			if wc := s.wireOf(sock); wc != nil {
+				if frame == nil {
+					frame = appendTextFrame(nil, pkt.Bytes())
+				}
+				if wc.writeFrame(frame) {
+					s.directWrites.Add(1)
+					continue
+				}
+			}
+			// WriteToEngine copies the packet for each socket.
+			sock.Client().WriteToEngine(packets, opts)
 		}
 	}
 	return true
+}
+
+// wireOf returns the connection herald writes to sock through itself, or
+// nil (see wire.go).
+func (s *Server) wireOf(sock *socket.Socket) *wireConn {
+	if s.wires == nil {
+		return nil
+	}
+	conn := sock.Conn()
+	if conn == nil {
+		return nil
+	}
+	if wc, ok := s.wires.Load(conn.Id()); ok {
+		return wc.(*wireConn)
+	}
+	return nil
 }
 
 var errInvalidArg = errors.New("socketio: an argument is not valid JSON")

@@ -41,6 +41,7 @@ type connGate struct {
 	ch     chan struct{}
 	once   sync.Once
 	opened atomic.Bool
+	wire   *wireConn // the hijacked connection (set before the gate opens)
 }
 
 func newConnGate() *connGate { return &connGate{ch: make(chan struct{})} }
@@ -75,7 +76,12 @@ func (s *Server) onEngineConnection(args ...any) {
 		return
 	}
 	sid := sock.Id()
-	_ = sock.Once("close", func(...any) { s.polls.close(sid) })
+	_ = sock.Once("close", func(...any) {
+		s.polls.close(sid)
+		if s.wires != nil {
+			s.wires.Delete(sid)
+		}
+	})
 	if tr := sock.Transport(); tr != nil && tr.Name() == TransportPolling {
 		// "ready": upstream has taken a poll (see pollWriter.markTaken).
 		// Upstream gap (servers/engine v3.0.5): a polling session that
@@ -100,6 +106,15 @@ func (s *Server) onEngineConnection(args ...any) {
 		return
 	}
 	if g, ok := sock.Request().Request().Context().Value(gateKey{}).(*connGate); ok {
+		if wc := g.wire; wc != nil && s.wires != nil {
+			// Before the gate opens: nothing but the OPEN packet can have
+			// been created yet (see wireConn.pending).
+			_ = sock.On("packetCreate", func(...any) { wc.pending.Add(1) })
+			s.wires.Store(sid, wc)
+			if sock.ReadyState() == "closed" { // closed before Store
+				s.wires.Delete(sid)
+			}
+		}
 		g.open()
 	}
 }
@@ -117,7 +132,7 @@ type gatedWriter struct {
 }
 
 // Hijack hands upstream's WebSocket library a connection whose reads wait
-// for the gate.
+// for the gate, and through which herald writes too (wire.go).
 //
 // It also lets go of net/http's ResponseWriter. Upstream keeps the request
 // context, and with it this writer, for the connection's lifetime; the
@@ -135,8 +150,9 @@ func (w *gatedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// connection as it is (the WebSocket library refuses it).
 		return conn, brw, nil
 	}
-	gc := &gatedConn{Conn: conn, gate: w.gate}
-	return gc, bufio.NewReadWriter(bufio.NewReader(gc), brw.Writer), nil
+	wc := newWireConn(conn, w.gate)
+	w.gate.wire = wc
+	return wc, bufio.NewReadWriter(bufio.NewReader(wc), brw.Writer), nil
 }
 
 func (w *gatedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -151,14 +167,4 @@ func (hijackedWriter) Write([]byte) (int, error) { return 0, http.ErrHijacked }
 func (hijackedWriter) WriteHeader(int)           {}
 func (hijackedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, http.ErrHijacked
-}
-
-type gatedConn struct {
-	net.Conn
-	gate *connGate
-}
-
-func (c *gatedConn) Read(p []byte) (int, error) {
-	c.gate.wait()
-	return c.Conn.Read(p)
 }

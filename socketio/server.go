@@ -66,6 +66,12 @@ type Server struct {
 	recoverer adapter.Recoverer // set when Config.Recovery > 0
 	restoring restores          // sessions being recovered, see recovery.go
 	refused   sync.Map          // socket ids whose recovery was refused: not persisted
+
+	// wires are the WebSocket connections herald writes room deliveries
+	// to itself, by engine session id (see wire.go); nil when
+	// PerMessageDeflate is on (herald's frames are not compressed).
+	wires        *sync.Map
+	directWrites atomic.Uint64 // room deliveries written through wires
 }
 
 // New validates cfg and returns a Server that is ready to be mounted. It
@@ -101,6 +107,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.PerMessageDeflate {
 		opts.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: 1024})
+	} else {
+		s.wires = new(sync.Map)
 	}
 	transports := types.NewSet[socket.TransportCtor]()
 	for _, t := range cfg.Transports {

@@ -1,0 +1,307 @@
+package socketio
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// herald's own write path for WebSocket connections.
+//
+// Upstream (servers/engine v3.0.5) writes every packet through a chain of
+// per-packet work: an engine packet, emitter events, a write queue served
+// by a goroutine per connection, the packet encoder, and one write system
+// call per message. In a fan-out that chain was about a third of the CPU
+// and the system calls another quarter (BENCHMARKS.md). herald keeps
+// upstream for everything but room deliveries, and for those writes the
+// WebSocket frame itself, the same bytes for every recipient, through the
+// connection below.
+//
+// wireConn is the hijacked TCP connection of a WebSocket session that
+// started as one (the handshake carried no sid). Everything written to it,
+// by upstream's WebSocket library or by herald, is appended to one buffer
+// in order; a goroutine that exists only while there is something to
+// write hands the buffer to the kernel, so messages that arrive while a
+// write is in progress leave together in the next one, and a caller never
+// waits for a slow client. A frame from herald goes in only where it
+// cannot reorder or split anything of upstream's (writeFrame).
+type wireConn struct {
+	net.Conn
+	gate *connGate
+
+	// pending counts upstream's engine packets created (the "packetCreate"
+	// event, counted by herald from registration on, plus the OPEN packet
+	// that precedes it) and not yet written here as complete WebSocket
+	// messages. While it is not zero, herald's frames go through upstream
+	// too, behind those packets.
+	pending atomic.Int64
+
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when the flusher writes or stops
+	buf      []byte    // accepted, not yet handed to the kernel
+	flushing bool      // a flusher goroutine owns the write side
+	closed   bool
+	err      error // the first write error; every later write returns it
+	frames   frameTracker
+}
+
+// wireMaxBuffered is how much a connection holds before upstream's writes
+// wait (as they would in a blocked write system call) and herald's frames
+// go through upstream's queue instead.
+const wireMaxBuffered = 1 << 20
+
+// wireCloseFlush bounds how long Close waits to write what is buffered.
+const wireCloseFlush = 2 * time.Second
+
+// wireBufCap is the capacity of a pooled write buffer; larger ones are not
+// pooled.
+const wireBufCap = 4 << 10
+
+var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, wireBufCap); return &b }}
+
+func newWireConn(c net.Conn, g *connGate) *wireConn {
+	w := &wireConn{Conn: c, gate: g}
+	w.cond.L = &w.mu
+	w.pending.Store(1) // the OPEN packet, created before herald listens
+	return w
+}
+
+// Read waits for the connection's gate (see gate.go), then reads.
+func (c *wireConn) Read(p []byte) (int, error) {
+	c.gate.wait()
+	return c.Conn.Read(p)
+}
+
+// Write takes bytes from upstream's WebSocket library. It waits only while
+// the connection already holds wireMaxBuffered bytes.
+func (c *wireConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.err == nil && !c.closed && len(c.buf) >= wireMaxBuffered {
+		c.cond.Wait()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	c.appendLocked(p)
+	if n := c.frames.feed(p); n > 0 {
+		c.pending.Add(-int64(n))
+	}
+	return len(p), nil
+}
+
+// writeFrame appends a complete WebSocket frame from herald and reports
+// whether it did. It refuses, so that the caller goes through upstream,
+// when upstream has packets not yet written (the frame would overtake
+// them), when upstream is in the middle of a message (the frame would
+// split it), when the connection is full, failed or closed.
+func (c *wireConn) writeFrame(frame []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.closed || c.pending.Load() != 0 || !c.frames.atBoundary() || len(c.buf) >= wireMaxBuffered {
+		return false
+	}
+	c.appendLocked(frame)
+	return true
+}
+
+func (c *wireConn) appendLocked(p []byte) {
+	if c.buf == nil {
+		c.buf = (*wireBufs.Get().(*[]byte))[:0]
+	}
+	c.buf = append(c.buf, p...)
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+}
+
+// flush writes the buffer until it is empty or a write fails.
+func (c *wireConn) flush() {
+	c.mu.Lock()
+	for len(c.buf) > 0 && c.err == nil {
+		out := c.buf
+		c.buf = nil
+		c.mu.Unlock()
+		_, err := c.Conn.Write(out)
+		if cap(out) <= wireBufCap {
+			out = out[:0]
+			wireBufs.Put(&out)
+		}
+		c.mu.Lock()
+		if err != nil && c.err == nil {
+			c.err = err
+			c.buf = nil
+			// The reader then fails too, and upstream closes the session
+			// as it does when its own write fails.
+			_ = c.Conn.Close()
+		}
+		c.cond.Broadcast()
+	}
+	c.flushing = false
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// Close writes what is buffered, for at most wireCloseFlush, then closes
+// the connection.
+func (c *wireConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.closed = true
+	if c.flushing {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(wireCloseFlush))
+		for c.flushing {
+			c.cond.Wait()
+		}
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// SetWriteDeadline does nothing: writes happen later, in the flusher. A
+// client that stops reading is bounded by the heartbeat, which closes the
+// connection, and Close by wireCloseFlush.
+func (c *wireConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets the read deadline only (see SetWriteDeadline).
+func (c *wireConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// appendTextFrame appends an unmasked, final WebSocket text frame holding
+// the Engine.IO MESSAGE packet ("4") of payload, as a server sends it.
+func appendTextFrame(b []byte, payload []byte) []byte {
+	n := 1 + len(payload)
+	b = append(b, 0x81) // FIN, text
+	switch {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, '4')
+	return append(b, payload...)
+}
+
+// frameTracker follows what a server writes on a WebSocket connection, in
+// arbitrary pieces: the HTTP upgrade response, then frames. It counts the
+// data messages completed and knows whether the stream is between messages.
+type frameTracker struct {
+	// head counts the bytes of "\r\n\r\n" matched so far in the HTTP
+	// response that comes first (the upgrade); 4 once it is over.
+	head  int
+	hdr   [14]byte
+	nhdr  int    // header bytes collected
+	left  uint64 // payload bytes of the current frame still to come
+	ends  bool   // the current frame ends a data message
+	inMsg bool   // a data message has begun and not ended
+	bad   bool   // not a frame stream: nothing can be inserted any more
+}
+
+// feed follows p and returns how many data messages it completed.
+func (t *frameTracker) feed(p []byte) int {
+	done := 0
+	for len(p) > 0 && !t.bad {
+		if t.head < 4 {
+			if p[0] == "\r\n\r\n"[t.head] {
+				t.head++
+			} else if p[0] == '\r' {
+				t.head = 1
+			} else {
+				t.head = 0
+			}
+			p = p[1:]
+			continue
+		}
+		if t.left > 0 {
+			n := uint64(len(p))
+			if n > t.left {
+				n = t.left
+			}
+			t.left -= n
+			p = p[n:]
+			if t.left == 0 && t.ends {
+				done++
+				t.ends = false
+			}
+			continue
+		}
+		t.hdr[t.nhdr] = p[0]
+		t.nhdr++
+		p = p[1:]
+		need := 2
+		if t.nhdr >= 2 {
+			switch t.hdr[1] & 0x7F {
+			case 126:
+				need += 2
+			case 127:
+				need += 8
+			}
+			if t.hdr[1]&0x80 != 0 {
+				need += 4 // a mask key
+			}
+		}
+		if t.nhdr < need {
+			continue
+		}
+		t.nhdr = 0
+		var length uint64
+		switch l := t.hdr[1] & 0x7F; l {
+		case 126:
+			length = uint64(binary.BigEndian.Uint16(t.hdr[2:4]))
+		case 127:
+			length = binary.BigEndian.Uint64(t.hdr[2:10])
+			if length > 1<<62 {
+				t.bad = true
+				continue
+			}
+		default:
+			length = uint64(l)
+		}
+		fin := t.hdr[0]&0x80 != 0
+		switch op := t.hdr[0] & 0x0F; {
+		case op >= 8: // a control frame, allowed inside a message
+			if !fin || length > 125 {
+				t.bad = true
+				continue
+			}
+		case op == 0: // continuation
+			if !t.inMsg {
+				t.bad = true
+				continue
+			}
+			t.inMsg = !fin
+			t.ends = fin
+		default: // text or binary: a new message
+			if t.inMsg {
+				t.bad = true
+				continue
+			}
+			t.inMsg = !fin
+			t.ends = fin
+		}
+		t.left = length
+		if length == 0 && t.ends {
+			done++
+			t.ends = false
+		}
+	}
+	return done
+}
+
+// atBoundary reports whether a whole frame can be inserted here without
+// splitting a frame or a fragmented message.
+func (t *frameTracker) atBoundary() bool {
+	return t.head == 4 && !t.bad && t.nhdr == 0 && t.left == 0 && !t.inMsg
+}
