@@ -118,3 +118,30 @@ func BenchmarkRedisBrokerCrossNode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRedisBrokerPublishParallel measures Publish from 32 goroutines
+// per CPU at once through a real redis-server on loopback, until Redis has
+// answered each (no subscriber): what concurrent emits cost when their
+// publishes share round trips (publisher.go).
+func BenchmarkRedisBrokerPublishParallel(b *testing.B) {
+	srv := redistest.Start(b)
+	c := srv.Client(b)
+	pub, err := NewRedisBroker(RedisBrokerConfig{Client: c})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pub.Subscribe(func(Message) {}); err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close(context.Background())
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := pub.Publish(context.Background(), benchMsg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

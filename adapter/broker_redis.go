@@ -132,6 +132,7 @@ type RedisBroker struct {
 	nsps    map[string]bool          // sharded: namespaces whose main channel is subscribed
 	subs    map[string]*subscription // by shard ("" outside Redis Cluster)
 	stream  *streamLog               // streams mode, once subscribed
+	pub     *publisher               // pub/sub and sharded modes
 
 	published, publishErrors, received, dropped, reconnects atomic.Uint64
 	failUntil                                               atomic.Int64 // unix ns: fail fast until then
@@ -203,6 +204,7 @@ func NewRedisBroker(cfg RedisBrokerConfig) (*RedisBroker, error) {
 		rooms:   map[string]int{},
 		nsps:    map[string]bool{"": true},
 		subs:    map[string]*subscription{},
+		pub:     &publisher{client: cfg.Client, timeout: cfg.PublishTimeout},
 	}, nil
 }
 
@@ -307,13 +309,13 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	defer cancel()
 	switch {
 	case b.cfg.Mode == RedisSharded && m.Disconnect:
-		err = b.cfg.Client.SPublish(ctx, b.baseOf(m.Namespace), payload).Err()
+		err = b.pub.publish(ctx, true, b.baseOf(m.Namespace), payload)
 	case b.cfg.Mode == RedisSharded:
-		err = b.cfg.Client.SPublish(ctx, shardedChannelFor(b.baseOf(m.Namespace), m.Rooms), payload).Err()
+		err = b.pub.publish(ctx, true, shardedChannelFor(b.baseOf(m.Namespace), m.Rooms), payload)
 	case m.Disconnect:
-		err = b.cfg.Client.Publish(ctx, requestChannel(b.cfg.Prefix, wireNamespace(m)), payload).Err()
+		err = b.pub.publish(ctx, false, requestChannel(b.cfg.Prefix, wireNamespace(m)), payload)
 	default:
-		err = b.cfg.Client.Publish(ctx, channelFor(b.baseOf(m.Namespace), m.Rooms), payload).Err()
+		err = b.pub.publish(ctx, false, channelFor(b.baseOf(m.Namespace), m.Rooms), payload)
 	}
 	if err != nil {
 		b.publishErrors.Add(1)

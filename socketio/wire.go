@@ -22,10 +22,12 @@ import (
 // wireConn is the hijacked TCP connection of a WebSocket session that
 // started as one (the handshake carried no sid). Everything written to it,
 // by upstream's WebSocket library or by herald, is appended to one buffer
-// in order; a goroutine that exists only while there is something to
-// write hands the buffer to the kernel, so messages that arrive while a
-// write is in progress leave together in the next one, and a caller never
-// waits for a slow client. A frame from herald goes in only where it
+// in order, and one writer at a time hands it to the kernel: upstream's
+// goroutine when it writes with nothing in flight (it may block, as it
+// always has), otherwise a goroutine herald starts for its frames, which
+// exists only while there is something to write. Messages that arrive
+// while a write is in progress leave together in the next one, and a
+// herald caller never waits for a slow client. A frame from herald goes in only where it
 // cannot reorder or split anything of upstream's (writeFrame).
 type wireConn struct {
 	net.Conn
@@ -74,32 +76,52 @@ func (c *wireConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// Write takes bytes from upstream's WebSocket library. It waits only while
-// the connection already holds wireMaxBuffered bytes.
+// Write takes bytes from upstream's WebSocket library, whose writes may
+// block. With nothing in flight it writes p itself, as the bare connection
+// would (no copy, no goroutine), then whatever herald appended meanwhile;
+// otherwise p joins the buffer, which the writer in flight takes next. It
+// waits only while the connection holds wireMaxBuffered bytes.
 func (c *wireConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for c.err == nil && !c.closed && len(c.buf) >= wireMaxBuffered {
 		c.cond.Wait()
 	}
 	if c.err != nil {
+		defer c.mu.Unlock()
 		return 0, c.err
 	}
 	if c.closed {
+		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	c.appendLocked(p)
 	if n := c.frames.feed(p); n > 0 {
 		c.pending.Add(-int64(n))
+	}
+	if c.flushing {
+		c.appendLocked(p)
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	c.flushing = true
+	c.mu.Unlock()
+	_, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.failLocked(err)
+	c.drainLocked()
+	err = c.err
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
 
 // writeFrame appends a complete WebSocket frame from herald and reports
-// whether it did. It refuses, so that the caller goes through upstream,
-// when upstream has packets not yet written (the frame would overtake
-// them), when upstream is in the middle of a message (the frame would
-// split it), when the connection is full, failed or closed.
+// whether it did; it never waits for the network. It refuses, so that the
+// caller goes through upstream, when upstream has packets not yet written
+// (the frame would overtake them), when upstream is in the middle of a
+// message (the frame would split it), when the connection is full, failed
+// or closed.
 func (c *wireConn) writeFrame(frame []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -107,6 +129,10 @@ func (c *wireConn) writeFrame(frame []byte) bool {
 		return false
 	}
 	c.appendLocked(frame)
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
 	return true
 }
 
@@ -115,15 +141,18 @@ func (c *wireConn) appendLocked(p []byte) {
 		c.buf = (*wireBufs.Get().(*[]byte))[:0]
 	}
 	c.buf = append(c.buf, p...)
-	if !c.flushing {
-		c.flushing = true
-		go c.flush()
-	}
 }
 
-// flush writes the buffer until it is empty or a write fails.
+// flush is the writer goroutine herald starts for its frames.
 func (c *wireConn) flush() {
 	c.mu.Lock()
+	c.drainLocked()
+	c.mu.Unlock()
+}
+
+// drainLocked, called by the writer in flight with c.mu held, writes the
+// buffer until it is empty or a write fails, then gives up the write side.
+func (c *wireConn) drainLocked() {
 	for len(c.buf) > 0 && c.err == nil {
 		out := c.buf
 		c.buf = nil
@@ -134,18 +163,23 @@ func (c *wireConn) flush() {
 			wireBufs.Put(&out)
 		}
 		c.mu.Lock()
-		if err != nil && c.err == nil {
-			c.err = err
-			c.buf = nil
-			// The reader then fails too, and upstream closes the session
-			// as it does when its own write fails.
-			_ = c.Conn.Close()
-		}
+		c.failLocked(err)
 		c.cond.Broadcast()
 	}
 	c.flushing = false
 	c.cond.Broadcast()
-	c.mu.Unlock()
+}
+
+// failLocked records the first write error and closes the connection: the
+// reader then fails too, and upstream closes the session as it does when
+// its own write fails.
+func (c *wireConn) failLocked(err error) {
+	if err == nil || c.err != nil {
+		return
+	}
+	c.err = err
+	c.buf = nil
+	_ = c.Conn.Close()
 }
 
 // Close writes what is buffered, for at most wireCloseFlush, then closes

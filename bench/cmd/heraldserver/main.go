@@ -45,6 +45,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -219,6 +220,9 @@ func (b *benchServer) closeCluster(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// emitWorkers is how many goroutines a POST /bench/emit emits from.
+const emitWorkers = 32
+
 func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
 	var req benchapi.EmitRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
@@ -234,20 +238,49 @@ func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Like the Node server, finish the loop even if the caller goes away.
-	ctx := context.WithoutCancel(r.Context())
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	defer cancel(nil)
 	pad := strings.Repeat("x", req.Pad)
 	start := time.Now()
-	for i := range req.Count {
-		for n := req.From; n < req.To; n++ {
-			p := benchapi.Payload{Seq: i, SentAt: time.Now().UnixMicro(), Pad: pad}
-			if err := b.srv.EmitToUser(ctx, req.Prefix+strconv.Itoa(n), benchapi.Event, p); err != nil {
-				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-				return
-			}
+	if b.broker == nil {
+		// One loop, as in the Node server.
+		for i := 0; i < req.Count && ctx.Err() == nil; i++ {
+			b.emitRound(ctx, cancel, req, i, pad, 0, 1)
 		}
+	} else {
+		// In cluster mode EmitToUser returns once Redis has taken the
+		// message, so one loop would measure one Redis round trip per
+		// emit, where the Node server's emits return at once. A Go
+		// service emits from many goroutines: emitWorkers of them here,
+		// each with its own users. Round i (seq i to every user) ends
+		// before round i+1 starts, so that every user gets one event per
+		// round, as from the Node loop.
+		for i := 0; i < req.Count && ctx.Err() == nil; i++ {
+			var wg sync.WaitGroup
+			for k := range min(emitWorkers, req.To-req.From) {
+				wg.Go(func() { b.emitRound(ctx, cancel, req, i, pad, k, emitWorkers) })
+			}
+			wg.Wait()
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
 	}
 	took := time.Since(start)
 	writeJSON(w, http.StatusOK, map[string]int64{"emitted": int64(req.Count * (req.To - req.From)), "tookUs": took.Microseconds()})
+}
+
+// emitRound emits event seq to the users From+first, From+first+step, ...
+// below To, and cancels ctx with the first error.
+func (b *benchServer) emitRound(ctx context.Context, cancel context.CancelCauseFunc, req benchapi.EmitRequest, seq int, pad string, first, step int) {
+	for n := req.From + first; n < req.To; n += step {
+		p := benchapi.Payload{Seq: seq, SentAt: time.Now().UnixMicro(), Pad: pad}
+		if err := b.srv.EmitToUser(ctx, req.Prefix+strconv.Itoa(n), benchapi.Event, p); err != nil {
+			cancel(err)
+			return
+		}
+	}
 }
 
 // serveRuntime answers the process's goroutines, heap in use and RSS.

@@ -1,0 +1,146 @@
+package adapter
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// publisher sends publishes to Redis in pipelines: one round trip carries
+// every publish that arrived while the previous round trip was under way
+// (group commit). A lone caller pays nothing for it, and goes out at once;
+// callers at the same moment share a write, a read and Redis's work, which
+// a PUBLISH-and-wait per emit cannot (BENCHMARKS.md). Each caller still
+// gets its own publish's reply, so Publish keeps its promise: an error
+// means Redis may not have the message.
+//
+// The caller that finds no round trip under way leads: it sends the
+// batches itself until its own publish is answered, and hands what is
+// left to a goroutine. Batches go out in arrival order, so publishes from
+// one goroutine reach Redis in the order made.
+type publisher struct {
+	client  redis.UniversalClient
+	timeout time.Duration // bounds one round trip
+
+	mu      sync.Mutex
+	queue   []*pubReq
+	leading bool // someone is sending batches
+}
+
+// maxPipeline bounds the publishes in one round trip.
+const maxPipeline = 256
+
+type pubReq struct {
+	ctx     context.Context
+	sharded bool
+	channel string
+	payload []byte
+	err     error
+	done    chan struct{} // closed once err is set
+}
+
+// publish sends PUBLISH (SPUBLISH when sharded) of payload to channel and
+// returns Redis's answer, or ctx's error if ctx ends first (the message
+// may then still be published). ctx should have a deadline: a lone
+// publish is bounded by it, one in a batch by p.timeout.
+func (p *publisher) publish(ctx context.Context, sharded bool, channel string, payload []byte) error {
+	r := &pubReq{ctx: ctx, sharded: sharded, channel: channel, payload: payload, done: make(chan struct{})}
+	p.mu.Lock()
+	p.queue = append(p.queue, r)
+	lead := !p.leading
+	p.leading = true
+	p.mu.Unlock()
+	if lead {
+		p.lead(r)
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lead sends batches until own is answered, then leaves the rest, if any,
+// to a new goroutine.
+func (p *publisher) lead(own *pubReq) {
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.leading = false
+			p.mu.Unlock()
+			return
+		}
+		if own != nil && isDone(own) {
+			p.mu.Unlock()
+			go p.lead(nil)
+			return
+		}
+		n := min(len(p.queue), maxPipeline)
+		batch := p.queue[:n:n]
+		p.queue = p.queue[n:]
+		if len(p.queue) == 0 {
+			p.queue = nil
+		}
+		p.mu.Unlock()
+		p.send(batch)
+	}
+}
+
+func isDone(r *pubReq) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// send makes one round trip for batch and answers every request in it.
+func (p *publisher) send(batch []*pubReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.finish(err)
+			continue
+		}
+		live = append(live, r)
+	}
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		r := live[0]
+		r.finish(publishCmd(r.ctx, p.client, r).Err())
+		return
+	}
+	// Not one caller's context: a caller that gives up must not fail the
+	// others' publishes.
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	cmds := make([]redis.Cmder, len(live))
+	_, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, r := range live {
+			cmds[i] = publishCmd(ctx, pipe, r)
+		}
+		return nil
+	})
+	_ = err // every command carries its own error, a failed round trip's included
+	for i, r := range live {
+		r.finish(cmds[i].Err())
+	}
+}
+
+func publishCmd(ctx context.Context, c redis.Cmdable, r *pubReq) *redis.IntCmd {
+	if r.sharded {
+		return c.SPublish(ctx, r.channel, r.payload)
+	}
+	return c.Publish(ctx, r.channel, r.payload)
+}
+
+func (r *pubReq) finish(err error) {
+	r.err = err
+	close(r.done)
+}
