@@ -655,6 +655,9 @@ func (b *RedisBroker) onMessage(msg *redis.Message) {
 		m   Message
 		err error
 	)
+	if b.cfg.Mode != RedisSharded && classicFrom(msg.Payload, b.uid) {
+		return // this node's own message, delivered locally when published
+	}
 	if b.cfg.Mode == RedisSharded {
 		uid, m, ok, err = decodeSharded([]byte(msg.Payload))
 	} else {

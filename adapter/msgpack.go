@@ -135,9 +135,15 @@ func (r *mpReader) containerLen(fix, len16 byte, what string) (int, error) {
 }
 
 func (r *mpReader) str() (string, error) {
+	s, err := r.strBytes()
+	return string(s), err
+}
+
+// strBytes reads a string and returns its bytes, in r's buffer.
+func (r *mpReader) strBytes() ([]byte, error) {
 	c, err := r.byte1()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var n int
 	switch {
@@ -150,13 +156,12 @@ func (r *mpReader) str() (string, error) {
 	case c == 0xdb:
 		n, err = r.length(4)
 	default:
-		return "", malformed("msgpack: string expected, got 0x%02x", c)
+		return nil, malformed("msgpack: string expected, got 0x%02x", c)
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	s, err := r.need(n)
-	return string(s), err
+	return r.need(n)
 }
 
 // integer reads any MessagePack integer, or a float64 with an integral

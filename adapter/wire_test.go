@@ -258,9 +258,16 @@ func FuzzDecodeClassic(f *testing.F) {
 	}
 	f.Add([]byte{0x93, 0xa1, 'e', 0xc0, 0xc0})
 	f.Fuzz(func(t *testing.T, wire []byte) {
-		_, m, ok, err := decodeClassic(wire)
+		uid, m, ok, err := decodeClassic(wire)
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error %v is not ErrMalformed", err)
+		}
+		// The shortcut for a node's own messages agrees with the decoder.
+		if uid != "" && !classicFrom(string(wire), uid) {
+			t.Fatalf("decoded uid %q, classicFrom disagrees", uid)
+		}
+		if classicFrom(string(wire), uid+"x") {
+			t.Fatalf("classicFrom matched %q, decoded uid %q", uid+"x", uid)
 		}
 		if !ok {
 			return

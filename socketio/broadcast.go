@@ -38,11 +38,15 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 			return false
 		}
 	}
+	rooms := nsp.Adapter().Rooms()
+	if !anyMembers(rooms, m.Rooms) {
+		// Nobody here: in pub/sub mode, most messages in a cluster.
+		return true
+	}
 	pkt, err := encodeEvent(nsp.Name(), m.Event, m.Args)
 	if err != nil {
 		return false // upstream reports it
 	}
-	rooms := nsp.Adapter().Rooms()
 	sockets := nsp.Sockets()
 	var except map[socket.SocketId]struct{}
 	for _, r := range m.Except {
@@ -96,6 +100,16 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 		}
 	}
 	return true
+}
+
+// anyMembers reports whether any of names is a room with sockets.
+func anyMembers(rooms *types.Map[socket.Room, *types.Set[socket.SocketId]], names []string) bool {
+	for _, r := range names {
+		if ids, ok := rooms.Load(socket.Room(r)); ok && ids.Len() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // wireOf returns the connection herald writes to sock through itself, or
