@@ -42,7 +42,12 @@ type wireConn struct {
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when the flusher writes or stops
-	buf      []byte    // accepted, not yet handed to the kernel
+	// out is what was accepted and not yet handed to the kernel, written
+	// with one writev: herald's frames by reference (one frame serves
+	// every recipient and is never changed), upstream's bytes copied.
+	out      net.Buffers
+	outLen   int
+	spare    net.Buffers // out's array, for the next batch
 	flushing bool      // a flusher goroutine owns the write side
 	closed   bool
 	err      error // the first write error; every later write returns it
@@ -57,11 +62,6 @@ const wireMaxBuffered = 1 << 20
 // wireCloseFlush bounds how long Close waits to write what is buffered.
 const wireCloseFlush = 2 * time.Second
 
-// wireBufCap is the capacity of a pooled write buffer; larger ones are not
-// pooled.
-const wireBufCap = 4 << 10
-
-var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, wireBufCap); return &b }}
 
 func newWireConn(c net.Conn, g *connGate) *wireConn {
 	w := &wireConn{Conn: c, gate: g}
@@ -83,7 +83,7 @@ func (c *wireConn) Read(p []byte) (int, error) {
 // waits only while the connection holds wireMaxBuffered bytes.
 func (c *wireConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	for c.err == nil && !c.closed && len(c.buf) >= wireMaxBuffered {
+	for c.err == nil && !c.closed && c.outLen >= wireMaxBuffered {
 		c.cond.Wait()
 	}
 	if c.err != nil {
@@ -98,7 +98,7 @@ func (c *wireConn) Write(p []byte) (int, error) {
 		c.pending.Add(-int64(n))
 	}
 	if c.flushing {
-		c.appendLocked(p)
+		c.appendLocked(append([]byte(nil), p...)) // the caller reuses p
 		c.mu.Unlock()
 		return len(p), nil
 	}
@@ -125,7 +125,7 @@ func (c *wireConn) Write(p []byte) (int, error) {
 func (c *wireConn) writeFrame(frame []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil || c.closed || c.pending.Load() != 0 || !c.frames.atBoundary() || len(c.buf) >= wireMaxBuffered {
+	if c.err != nil || c.closed || c.pending.Load() != 0 || !c.frames.atBoundary() || c.outLen >= wireMaxBuffered {
 		return false
 	}
 	c.appendLocked(frame)
@@ -136,11 +136,13 @@ func (c *wireConn) writeFrame(frame []byte) bool {
 	return true
 }
 
+// appendLocked queues p, which nobody may change any more.
 func (c *wireConn) appendLocked(p []byte) {
-	if c.buf == nil {
-		c.buf = (*wireBufs.Get().(*[]byte))[:0]
+	if c.out == nil {
+		c.out, c.spare = c.spare, nil
 	}
-	c.buf = append(c.buf, p...)
+	c.out = append(c.out, p)
+	c.outLen += len(p)
 }
 
 // flush is the writer goroutine herald starts for its frames.
@@ -153,16 +155,17 @@ func (c *wireConn) flush() {
 // drainLocked, called by the writer in flight with c.mu held, writes the
 // buffer until it is empty or a write fails, then gives up the write side.
 func (c *wireConn) drainLocked() {
-	for len(c.buf) > 0 && c.err == nil {
-		out := c.buf
-		c.buf = nil
+	for c.outLen > 0 && c.err == nil {
+		out := c.out
+		c.out, c.outLen = nil, 0
 		c.mu.Unlock()
-		_, err := c.Conn.Write(out)
-		if cap(out) <= wireBufCap {
-			out = out[:0]
-			wireBufs.Put(&out)
-		}
+		batch := out
+		_, err := batch.WriteTo(c.Conn) // consumes batch, not out
+		clear(out)                      // let go of the frames
 		c.mu.Lock()
+		if c.spare == nil && cap(out) <= 1024 {
+			c.spare = out[:0]
+		}
 		c.failLocked(err)
 		c.cond.Broadcast()
 	}
@@ -178,7 +181,7 @@ func (c *wireConn) failLocked(err error) {
 		return
 	}
 	c.err = err
-	c.buf = nil
+	c.out, c.outLen = nil, 0
 	_ = c.Conn.Close()
 }
 
