@@ -40,15 +40,15 @@ type wireConn struct {
 	// too, behind those packets.
 	pending atomic.Int64
 
-	mu       sync.Mutex
-	cond     sync.Cond // signalled when the flusher writes or stops
+	mu   sync.Mutex
+	cond sync.Cond // signalled when the flusher writes or stops
 	// out is what was accepted and not yet handed to the kernel, written
 	// with one writev: herald's frames by reference (one frame serves
 	// every recipient and is never changed), upstream's bytes copied.
 	out      net.Buffers
 	outLen   int
 	spare    net.Buffers // out's array, for the next batch
-	flushing bool      // a flusher goroutine owns the write side
+	flushing bool        // a flusher goroutine owns the write side
 	closed   bool
 	err      error // the first write error; every later write returns it
 	frames   frameTracker
@@ -61,7 +61,6 @@ const wireMaxBuffered = 1 << 20
 
 // wireCloseFlush bounds how long Close waits to write what is buffered.
 const wireCloseFlush = 2 * time.Second
-
 
 func newWireConn(c net.Conn, g *connGate) *wireConn {
 	w := &wireConn{Conn: c, gate: g}
