@@ -80,9 +80,13 @@ func (s *Server) onEngineConnection(args ...any) {
 		s.polls.close(sid)
 		if s.wires != nil {
 			s.wires.Delete(sid)
+			s.upgrades.Delete(sid)
 		}
 	})
 	if tr := sock.Transport(); tr != nil && tr.Name() == TransportPolling {
+		if s.wires != nil {
+			s.trackUpgrade(sock)
+		}
 		// "ready": upstream has taken a poll (see pollWriter.markTaken).
 		// Upstream gap (servers/engine v3.0.5): a polling session that
 		// upstream closes while no poll is parked (Socket.IO's "invalid
@@ -129,6 +133,12 @@ func withGate(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *htt
 type gatedWriter struct {
 	http.ResponseWriter
 	gate *connGate
+
+	// upgrade marks the upgrade of a long-polling session: no OPEN packet
+	// will be written (see wireConn.pending), and onClose runs when the
+	// connection closes.
+	upgrade bool
+	onClose func()
 }
 
 // Hijack hands upstream's WebSocket library a connection whose reads wait
@@ -151,6 +161,10 @@ func (w *gatedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return conn, brw, nil
 	}
 	wc := newWireConn(conn, w.gate)
+	if w.upgrade {
+		wc.pending.Store(0)
+		wc.onClose = w.onClose
+	}
 	w.gate.wire = wc
 	return wc, bufio.NewReadWriter(bufio.NewReader(wc), brw.Writer), nil
 }

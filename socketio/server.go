@@ -72,6 +72,7 @@ type Server struct {
 	// PerMessageDeflate is on (herald's frames are not compressed).
 	wires        *sync.Map
 	directWrites atomic.Uint64 // room deliveries written through wires
+	upgrades     sync.Map      // sid -> *connGate of a WebSocket upgrade under way
 }
 
 // New validates cfg and returns a Server that is ready to be mounted. It
@@ -247,8 +248,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if q.Get("transport") != TransportPolling {
-		if q.Get("sid") == "" {
+		if sid := q.Get("sid"); sid == "" {
 			w, r = withGate(w, r) // a new WebSocket connection: see gate.go
+		} else if s.wires != nil {
+			var done func()
+			w, done = s.withUpgradeWire(w, sid) // see wire_upgrade.go
+			defer done()
 		}
 		s.engine.ServeHTTP(w, r)
 		return

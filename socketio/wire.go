@@ -52,6 +52,7 @@ type wireConn struct {
 	closed   bool
 	err      error // the first write error; every later write returns it
 	frames   frameTracker
+	onClose  func() // run by Close, if set
 }
 
 // wireMaxBuffered is how much a connection holds before upstream's writes
@@ -193,6 +194,9 @@ func (c *wireConn) Close() error {
 		return net.ErrClosed
 	}
 	c.closed = true
+	if c.onClose != nil {
+		defer c.onClose()
+	}
 	if c.flushing {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(wireCloseFlush))
 		for c.flushing {

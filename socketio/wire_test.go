@@ -2,11 +2,14 @@ package socketio_test
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/herald-rt/herald/auth"
 	"github.com/herald-rt/herald/events"
 	"github.com/herald-rt/herald/internal/nodeclient"
 	"github.com/herald-rt/herald/socketio"
@@ -54,7 +57,9 @@ func waitCount(t *testing.T, ctx context.Context, c *nodeclient.Client, event st
 //     counter: nothing lost, each in order, no frame split (the client
 //     would drop the connection).
 //
-// Polling goes through upstream only; it runs the same checks.
+// It runs on a WebSocket, on a session that upgraded from long-polling to
+// WebSocket (herald's path from the upgrade on), and on long-polling
+// (upstream's path only).
 func TestDirectWritesInterleaved(t *testing.T) {
 	const n = 1500
 	ts := startServer(t, socketio.Config{})
@@ -69,14 +74,29 @@ func TestDirectWritesInterleaved(t *testing.T) {
 		}
 		return ""
 	}
-	for _, transport := range []string{"websocket", "polling"} {
-		t.Run(transport, func(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		transports []string
+		direct     bool // herald's own path must be taken
+	}{
+		{"websocket", []string{"websocket"}, true},
+		{"upgrade", nil, true}, // polling, then WebSocket: the client's default
+		{"polling", []string{"polling"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t, 90*time.Second)
-			user := "interleave-" + transport
-			c := ts.connect(t, user, transport)
+			user := "interleave-" + tc.name
+			c := ts.connect(t, user, tc.transports...)
+			if tc.transports == nil {
+				if _, err := c.WaitType(ctx, "upgrade"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			must(t, c.Send(map[string]any{"cmd": "countOnly", "event": "padseq"}))
 			must(t, c.Send(map[string]any{"cmd": "countOnly", "event": "padseq2"}))
 			syncClient(t, ctx, c)
+			// Once the server has this event, it has the upgrade too (the
+			// client sends it after the upgrade packet, on the WebSocket).
 			must(t, c.Emit("interleave", padSeq{}))
 			var s *socketio.Socket
 			select {
@@ -132,11 +152,91 @@ func TestDirectWritesInterleaved(t *testing.T) {
 			direct := socketio.DirectWrites(ts.Server) - before
 			t.Logf("%d of %d room deliveries written by herald itself", direct, n/2+n)
 			switch {
-			case transport == "polling" && direct != 0:
+			case !tc.direct && direct != 0:
 				t.Fatalf("%d direct writes on a polling connection", direct)
-			case transport == "websocket" && direct == 0:
+			case tc.direct && direct == 0:
 				t.Fatal("no room delivery took herald's own write path")
 			}
 		})
+	}
+}
+
+// TestDirectWritesAcrossUpgrade emits through both paths, from one
+// goroutine with one counter, while the session upgrades from long-polling
+// to WebSocket (the upgrade request is held for 300 ms so that it lands in
+// the middle): herald's path must start after the upgrade without any
+// message overtaking one that upstream still had to write.
+func TestDirectWritesAcrossUpgrade(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := auth.NewVerifier(auth.Config{Keys: []auth.Key{{Algorithm: "HS256", Secret: secret}}})
+	must(t, err)
+	srv, err := socketio.New(socketio.Config{Verifier: v, HandshakeRate: -1, ShutdownDrain: -1})
+	must(t, err)
+	hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Get("transport") == "websocket" && q.Get("sid") != "" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		srv.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	hs := &http.Server{Handler: hold, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		must(t, srv.Shutdown(ctx))
+		_ = hs.Shutdown(ctx)
+	})
+	socks := make(chan *socketio.Socket, 1)
+	must(t, socketio.On(srv, interleave, func(_ context.Context, s *socketio.Socket, _ padSeq) error {
+		socks <- s
+		return nil
+	}))
+
+	ctx := testCtx(t, 90*time.Second)
+	const user = "across-upgrade"
+	tok, err := auth.NewHMACToken(secret, user, time.Hour)
+	must(t, err)
+	c := nodeclient.Start(t, nodeclient.Options{URL: "http://" + ln.Addr().String(), Auth: map[string]any{"token": tok}})
+	if _, err := c.WaitEvent(ctx, "authenticated"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Send(map[string]any{"cmd": "countOnly", "event": "padseq"}))
+	syncClient(t, ctx, c)
+	must(t, c.Emit("interleave", padSeq{}))
+	var s *socketio.Socket
+	select {
+	case s = <-socks:
+	case <-ctx.Done():
+		t.Fatal("no interleave event")
+	}
+	if tr := s.Transport(); tr != "polling" {
+		t.Fatalf("transport %q before the burst, want polling", tr)
+	}
+	before := socketio.DirectWrites(srv)
+	n := 0
+	for socketio.DirectWrites(srv)-before < 200 && n < 50000 {
+		n++
+		p := padSeq{Seq: n}
+		if n%8 == 0 {
+			p.Pad = strings.Repeat("u", 3000)
+		}
+		if n%2 == 0 {
+			must(t, socketio.Emit(ctx, s, padSeqEvent, p))
+		} else {
+			must(t, srv.EmitToUser(ctx, user, padSeqEvent, p))
+		}
+		if n%10 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitCount(t, ctx, c, "padseq", n)
+	if _, err := c.WaitType(ctx, "upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d messages across the upgrade, %d written by herald itself", n, socketio.DirectWrites(srv)-before)
+	if socketio.DirectWrites(srv)-before < 200 {
+		t.Fatal("herald's own path never started after the upgrade")
 	}
 }
