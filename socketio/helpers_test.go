@@ -25,6 +25,13 @@ type testServer struct {
 // shuts it down when the test ends.
 func startServer(t testing.TB, cfg socketio.Config) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith is startServer with wrap, when not nil, around the
+// Server's Socket.IO handler.
+func startServerWith(t testing.TB, cfg socketio.Config, wrap func(http.Handler) http.Handler) *testServer {
+	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	if cfg.Verifier == nil {
@@ -47,7 +54,11 @@ func startServer(t testing.TB, cfg socketio.Config) *testServer {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(srv.Path(), srv)
+	var h http.Handler = srv
+	if wrap != nil {
+		h = wrap(srv)
+	}
+	mux.Handle(srv.Path(), h)
 	mux.Handle("/api/v1/websocket/stats", srv.StatsHandler())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

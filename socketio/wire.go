@@ -218,20 +218,25 @@ func (c *wireConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadlin
 // appendTextFrame appends an unmasked, final WebSocket text frame holding
 // the Engine.IO MESSAGE packet ("4") of payload, as a server sends it.
 func appendTextFrame(b []byte, payload []byte) []byte {
-	n := 1 + len(payload)
-	b = append(b, 0x81) // FIN, text
-	switch {
-	case n < 126:
-		b = append(b, byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
+	b = appendFrameHeader(b, 0x81, 1+len(payload)) // FIN, text
 	b = append(b, '4')
 	return append(b, payload...)
+}
+
+// appendFrameHeader appends the header of an unmasked frame whose first
+// byte is b0 (FIN, RSV and opcode) and whose payload is n bytes long.
+func appendFrameHeader(b []byte, b0 byte, n int) []byte {
+	b = append(b, b0)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126)
+		return binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 127)
+		return binary.BigEndian.AppendUint64(b, uint64(n))
+	}
 }
 
 // frameTracker follows what a server writes on a WebSocket connection, in

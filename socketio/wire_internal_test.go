@@ -16,18 +16,7 @@ const upgradeHead = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nC
 // frame returns a server frame (unmasked) with the given first byte and
 // payload length, its payload filled with 'p'.
 func frame(b0 byte, n int) []byte {
-	b := []byte{b0}
-	switch {
-	case n < 126:
-		b = append(b, byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	return append(b, bytes.Repeat([]byte{'p'}, n)...)
+	return append(appendFrameHeader(nil, b0, n), bytes.Repeat([]byte{'p'}, n)...)
 }
 
 func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }

@@ -2,14 +2,12 @@ package socketio_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/herald-rt/herald/auth"
 	"github.com/herald-rt/herald/events"
 	"github.com/herald-rt/herald/internal/nodeclient"
 	"github.com/herald-rt/herald/socketio"
@@ -25,6 +23,20 @@ var (
 	padSeqEvent2 = events.Define[padSeq]("padseq2")
 	interleave   = events.Define[padSeq]("interleave")
 )
+
+// serverSocket has c emit "interleave" and returns the server's socket
+// that the handler hands over on socks.
+func serverSocket(t *testing.T, ctx context.Context, c *nodeclient.Client, socks <-chan *socketio.Socket) *socketio.Socket {
+	t.Helper()
+	must(t, c.Emit("interleave", padSeq{}))
+	select {
+	case s := <-socks:
+		return s
+	case <-ctx.Done():
+		t.Fatal("no interleave event")
+		return nil
+	}
+}
 
 // waitCount asks c for its count of event until it has n or is out of
 // order, and fails unless it has exactly n, in order.
@@ -95,15 +107,10 @@ func TestDirectWritesInterleaved(t *testing.T) {
 			must(t, c.Send(map[string]any{"cmd": "countOnly", "event": "padseq"}))
 			must(t, c.Send(map[string]any{"cmd": "countOnly", "event": "padseq2"}))
 			syncClient(t, ctx, c)
-			// Once the server has this event, it has the upgrade too (the
-			// client sends it after the upgrade packet, on the WebSocket).
-			must(t, c.Emit("interleave", padSeq{}))
-			var s *socketio.Socket
-			select {
-			case s = <-socks:
-			case <-ctx.Done():
-				t.Fatal("no interleave event")
-			}
+			// Once the server has the interleave event, it has the upgrade
+			// too (the client sends it after the upgrade packet, on the
+			// WebSocket).
+			s := serverSocket(t, ctx, c, socks)
 			before := socketio.DirectWrites(ts.Server)
 
 			t.Log("one sequence")
@@ -167,56 +174,32 @@ func TestDirectWritesInterleaved(t *testing.T) {
 // the middle): herald's path must start after the upgrade without any
 // message overtaking one that upstream still had to write.
 func TestDirectWritesAcrossUpgrade(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	v, err := auth.NewVerifier(auth.Config{Keys: []auth.Key{{Algorithm: "HS256", Secret: secret}}})
-	must(t, err)
-	srv, err := socketio.New(socketio.Config{Verifier: v, HandshakeRate: -1, ShutdownDrain: -1})
-	must(t, err)
-	hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if q := r.URL.Query(); q.Get("transport") == "websocket" && q.Get("sid") != "" {
-			time.Sleep(300 * time.Millisecond)
-		}
-		srv.ServeHTTP(w, r)
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	hs := &http.Server{Handler: hold, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		must(t, srv.Shutdown(ctx))
-		_ = hs.Shutdown(ctx)
+	ts := startServerWith(t, socketio.Config{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if q := r.URL.Query(); q.Get("transport") == "websocket" && q.Get("sid") != "" {
+				time.Sleep(300 * time.Millisecond)
+			}
+			h.ServeHTTP(w, r)
+		})
 	})
 	socks := make(chan *socketio.Socket, 1)
-	must(t, socketio.On(srv, interleave, func(_ context.Context, s *socketio.Socket, _ padSeq) error {
+	must(t, socketio.On(ts.Server, interleave, func(_ context.Context, s *socketio.Socket, _ padSeq) error {
 		socks <- s
 		return nil
 	}))
 
 	ctx := testCtx(t, 90*time.Second)
 	const user = "across-upgrade"
-	tok, err := auth.NewHMACToken(secret, user, time.Hour)
-	must(t, err)
-	c := nodeclient.Start(t, nodeclient.Options{URL: "http://" + ln.Addr().String(), Auth: map[string]any{"token": tok}})
-	if _, err := c.WaitEvent(ctx, "authenticated"); err != nil {
-		t.Fatal(err)
-	}
+	c := ts.connect(t, user)
 	must(t, c.Send(map[string]any{"cmd": "countOnly", "event": "padseq"}))
 	syncClient(t, ctx, c)
-	must(t, c.Emit("interleave", padSeq{}))
-	var s *socketio.Socket
-	select {
-	case s = <-socks:
-	case <-ctx.Done():
-		t.Fatal("no interleave event")
-	}
+	s := serverSocket(t, ctx, c, socks)
 	if tr := s.Transport(); tr != "polling" {
 		t.Fatalf("transport %q before the burst, want polling", tr)
 	}
-	before := socketio.DirectWrites(srv)
+	before := socketio.DirectWrites(ts.Server)
 	n := 0
-	for socketio.DirectWrites(srv)-before < 200 && n < 50000 {
+	for socketio.DirectWrites(ts.Server)-before < 200 && n < 50000 {
 		n++
 		p := padSeq{Seq: n}
 		if n%8 == 0 {
@@ -225,7 +208,7 @@ func TestDirectWritesAcrossUpgrade(t *testing.T) {
 		if n%2 == 0 {
 			must(t, socketio.Emit(ctx, s, padSeqEvent, p))
 		} else {
-			must(t, srv.EmitToUser(ctx, user, padSeqEvent, p))
+			must(t, ts.EmitToUser(ctx, user, padSeqEvent, p))
 		}
 		if n%10 == 0 {
 			time.Sleep(time.Millisecond)
@@ -235,8 +218,8 @@ func TestDirectWritesAcrossUpgrade(t *testing.T) {
 	if _, err := c.WaitType(ctx, "upgrade"); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d messages across the upgrade, %d written by herald itself", n, socketio.DirectWrites(srv)-before)
-	if socketio.DirectWrites(srv)-before < 200 {
+	t.Logf("%d messages across the upgrade, %d written by herald itself", n, socketio.DirectWrites(ts.Server)-before)
+	if socketio.DirectWrites(ts.Server)-before < 200 {
 		t.Fatal("herald's own path never started after the upgrade")
 	}
 }
