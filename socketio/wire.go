@@ -19,25 +19,26 @@ import (
 // WebSocket frame itself, the same bytes for every recipient, through the
 // connection below.
 //
-// wireConn is the hijacked TCP connection of a WebSocket session that
-// started as one (the handshake carried no sid). Everything written to it,
-// by upstream's WebSocket library or by herald, is appended to one buffer
-// in order, and one writer at a time hands it to the kernel: upstream's
-// goroutine when it writes with nothing in flight (it may block, as it
-// always has), otherwise a goroutine herald starts for its frames, which
-// exists only while there is something to write. Messages that arrive
-// while a write is in progress leave together in the next one, and a
-// herald caller never waits for a slow client. A frame from herald goes in only where it
-// cannot reorder or split anything of upstream's (writeFrame).
+// wireConn is the hijacked TCP connection of a WebSocket session, one that
+// opened as a WebSocket or one that upgraded to it (wire_upgrade.go).
+// Everything written to it, by upstream's WebSocket library or by herald,
+// is queued in order, and one writer at a time hands the queue to the
+// kernel: upstream's goroutine when it writes with nothing in flight (it
+// may block, as it always has), otherwise a goroutine herald starts for its
+// frames, which exists only while there is something to write. Messages
+// that arrive while a write is in progress leave together in the next one,
+// and a herald caller never waits for a slow client. A frame from herald
+// goes in only where it cannot reorder or split anything of upstream's
+// (writeFrame).
 type wireConn struct {
 	net.Conn
 	gate *connGate
 
 	// pending counts upstream's engine packets created (the "packetCreate"
 	// event, counted by herald from registration on, plus the OPEN packet
-	// that precedes it) and not yet written here as complete WebSocket
-	// messages. While it is not zero, herald's frames go through upstream
-	// too, behind those packets.
+	// that precedes it; for an upgrade, what wire_upgrade.go counts) and
+	// not yet written here as complete WebSocket messages. While it is not
+	// zero, herald's frames go through upstream too, behind those packets.
 	pending atomic.Int64
 
 	mu   sync.Mutex
