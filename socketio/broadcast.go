@@ -39,14 +39,6 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 		}
 	}
 	rooms := nsp.Adapter().Rooms()
-	if !anyMembers(rooms, m.Rooms) {
-		// Nobody here: in pub/sub mode, most messages in a cluster.
-		return true
-	}
-	pkt, err := encodeEvent(nsp.Name(), m.Event, m.Args)
-	if err != nil {
-		return false // upstream reports it
-	}
 	sockets := nsp.Sockets()
 	var except map[socket.SocketId]struct{}
 	for _, r := range m.Except {
@@ -63,9 +55,14 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 	if len(m.Rooms) > 1 {
 		seen = make(map[socket.SocketId]struct{})
 	}
-	opts := &socket.WriteOptions{}
-	packets := []types.BufferInterface{pkt}
-	var frame []byte // the WebSocket frame, made for the first direct write
+	// Encoded at the first recipient: in pub/sub mode most messages in a
+	// cluster have none on a given node.
+	var (
+		pkt     types.BufferInterface
+		packets []types.BufferInterface
+		opts    = &socket.WriteOptions{}
+		frame   []byte // the WebSocket frame, made for the first direct write
+	)
 
 	for _, r := range m.Rooms {
 		ids, ok := rooms.Load(socket.Room(r))
@@ -86,6 +83,13 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 			if !ok || !sock.Connected() {
 				continue
 			}
+			if pkt == nil {
+				var err error
+				if pkt, err = encodeEvent(nsp.Name(), m.Event, m.Args); err != nil {
+					return false // nothing written yet; upstream reports it
+				}
+				packets = []types.BufferInterface{pkt}
+			}
 			if wc := s.wireOf(sock); wc != nil {
 				if frame == nil {
 					frame = appendTextFrame(nil, pkt.Bytes())
@@ -100,16 +104,6 @@ func (s *Server) writeLocal(nsp socket.Namespace, m adapter.Message) bool {
 		}
 	}
 	return true
-}
-
-// anyMembers reports whether any of names is a room with sockets.
-func anyMembers(rooms *types.Map[socket.Room, *types.Set[socket.SocketId]], names []string) bool {
-	for _, r := range names {
-		if ids, ok := rooms.Load(socket.Room(r)); ok && ids.Len() > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // wireOf returns the connection herald writes to sock through itself, or
