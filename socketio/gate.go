@@ -124,10 +124,11 @@ func (s *Server) onEngineConnection(args ...any) {
 }
 
 // withGate returns r carrying a new gate, and w wrapped so that the
-// WebSocket it hijacks waits for that gate before reading.
-func withGate(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
+// WebSocket it hijacks waits for that gate before reading, and holds its
+// writes until the OPEN packet for at most holdMax (0: no hold).
+func withGate(w http.ResponseWriter, r *http.Request, holdMax time.Duration) (http.ResponseWriter, *http.Request) {
 	g := newConnGate()
-	return &gatedWriter{ResponseWriter: w, gate: g}, r.WithContext(context.WithValue(r.Context(), gateKey{}, g))
+	return &gatedWriter{ResponseWriter: w, gate: g, holdMax: holdMax}, r.WithContext(context.WithValue(r.Context(), gateKey{}, g))
 }
 
 type gatedWriter struct {
@@ -139,6 +140,7 @@ type gatedWriter struct {
 	// connection closes.
 	upgrade bool
 	onClose func()
+	holdMax time.Duration
 }
 
 // Hijack hands upstream's WebSocket library a connection whose reads wait
@@ -164,6 +166,8 @@ func (w *gatedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.upgrade {
 		wc.pending.Store(0)
 		wc.onClose = w.onClose
+	} else if w.holdMax > 0 {
+		wc.holdUntilIdle(w.holdMax) // the upgrade response leaves with OPEN
 	}
 	w.gate.wire = wc
 	// net/http's reader, empty, now reads from wc: no new 4 KiB buffer per

@@ -72,6 +72,7 @@ type Server struct {
 	// PerMessageDeflate is on (herald's frames are not compressed).
 	wires        *sync.Map
 	directWrites atomic.Uint64 // room deliveries written through wires
+	holdMax      atomic.Int64  // wireConn holds end after this (ns); 0 = no holds
 	upgrades     sync.Map      // sid -> *connGate of a WebSocket upgrade under way
 }
 
@@ -110,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 		opts.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: 1024})
 	} else {
 		s.wires = new(sync.Map)
+		s.holdMax.Store(int64(wireHoldMax))
 	}
 	transports := types.NewSet[socket.TransportCtor]()
 	for _, t := range cfg.Transports {
@@ -249,7 +251,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("transport") != TransportPolling {
 		if sid := q.Get("sid"); sid == "" {
-			w, r = withGate(w, r) // a new WebSocket connection: see gate.go
+			w, r = withGate(w, r, time.Duration(s.holdMax.Load())) // a new WebSocket connection: see gate.go
 		} else if s.wires != nil {
 			var done func()
 			w, done = s.withUpgradeWire(w, sid) // see wire_upgrade.go
@@ -377,6 +379,9 @@ func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedErro
 		return
 	}
 	raw.SetData(&p)
+	if wc := s.wireOf(raw); wc != nil {
+		wc.hold(time.Duration(s.holdMax.Load())) // released at the end of onConnection
+	}
 	next(nil)
 }
 
@@ -400,6 +405,11 @@ func (s *Server) tooManyConnections(userID string) bool {
 }
 
 func (s *Server) onConnection(raw *socket.Socket) {
+	if wc := s.wireOf(raw); wc != nil {
+		// authenticate held the connection's writes: what this handler
+		// sends leaves with the CONNECT answer (see wireConn.hold).
+		defer wc.release()
+	}
 	p, ok := raw.Data().(*auth.Principal)
 	if !ok {
 		raw.Disconnect(true) // not authenticated by us: cannot happen

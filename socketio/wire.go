@@ -30,6 +30,12 @@ import (
 // and a herald caller never waits for a slow client. A frame from herald
 // goes in only where it cannot reorder or split anything of upstream's
 // (writeFrame).
+//
+// A handshake's messages leave in two writes instead of four (hold): the
+// upgrade response with the OPEN packet, and the Socket.IO CONNECT answer
+// with the packets herald's connection handler sends (the "authenticated"
+// greeting). Each write the server saves is a system call here and a
+// wake-up and a read on the client.
 type wireConn struct {
 	net.Conn
 	gate *connGate
@@ -54,6 +60,14 @@ type wireConn struct {
 	err      error // the first write error; every later write returns it
 	frames   frameTracker
 	onClose  func() // run by Close, if set
+
+	// While holds > 0, or untilIdle and pending > 0, writes wait in out
+	// (see hold). holdTimer ends any hold after wireHoldMax.
+	holds     int
+	untilIdle bool
+	holdTimer *time.Timer
+
+	writes int // writes handed to the kernel (for tests)
 }
 
 // wireMaxBuffered is how much a connection holds before upstream's writes
@@ -64,11 +78,88 @@ const wireMaxBuffered = 1 << 20
 // wireCloseFlush bounds how long Close waits to write what is buffered.
 const wireCloseFlush = 2 * time.Second
 
+// wireHoldMax bounds how long a hold keeps writes back, whatever happens
+// to the handshake that asked for it: a hold only groups writes, it never
+// has to wait for anything to stay correct.
+const wireHoldMax = 50 * time.Millisecond
+
 func newWireConn(c net.Conn, g *connGate) *wireConn {
 	w := &wireConn{Conn: c, gate: g}
 	w.cond.L = &w.mu
 	w.pending.Store(1) // the OPEN packet, created before herald listens
 	return w
+}
+
+// holdUntilIdle keeps writes back until upstream has written every packet
+// it created (pending is zero): at the upgrade, the response then leaves
+// with the OPEN packet.
+func (c *wireConn) holdUntilIdle(max time.Duration) {
+	c.mu.Lock()
+	c.untilIdle = true
+	c.armHoldLocked(max)
+	c.mu.Unlock()
+}
+
+// hold keeps writes back until the matching release, and after it until
+// upstream has written every packet created so far. herald holds from a
+// successful authentication to the end of its connection handler, so that
+// the CONNECT answer and the greeting leave in one write.
+func (c *wireConn) hold(max time.Duration) {
+	c.mu.Lock()
+	c.holds++
+	c.armHoldLocked(max)
+	c.mu.Unlock()
+}
+
+// release ends one hold (an unmatched release does nothing).
+func (c *wireConn) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holds == 0 {
+		return
+	}
+	c.holds--
+	if c.holds == 0 {
+		c.untilIdle = true
+		c.settleLocked()
+	}
+}
+
+// armHoldLocked ends every hold after max (wireHoldMax but in tests).
+func (c *wireConn) armHoldLocked(max time.Duration) {
+	if c.holdTimer == nil {
+		c.holdTimer = time.AfterFunc(max, c.endHold)
+	} else {
+		c.holdTimer.Reset(max)
+	}
+}
+
+// holding reports whether writes are kept back now.
+func (c *wireConn) holdingLocked() bool {
+	return c.holds > 0 || (c.untilIdle && c.pending.Load() != 0)
+}
+
+// settleLocked ends the hold if nothing keeps it any more, and writes what
+// it kept, from the calling goroutine, unless a writer is in flight.
+func (c *wireConn) settleLocked() {
+	if c.holdingLocked() {
+		return
+	}
+	c.untilIdle = false
+	c.holdTimer.Stop()
+	if c.outLen > 0 && !c.flushing && c.err == nil && !c.closed {
+		c.flushing = true
+		c.drainLocked()
+	}
+}
+
+// endHold, after wireHoldMax, drops every hold (a handshake that failed
+// between hold and release, a packet upstream never wrote) and writes.
+func (c *wireConn) endHold() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holds, c.untilIdle = 0, false
+	c.settleLocked()
 }
 
 // Read waits for the connection's gate (see gate.go), then reads.
@@ -98,12 +189,35 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	if n := c.frames.feed(p); n > 0 {
 		c.pending.Add(-int64(n))
 	}
+	if c.holds > 0 || c.untilIdle {
+		if c.holdingLocked() && c.outLen+len(p) < wireMaxBuffered {
+			c.appendLocked(append([]byte(nil), p...)) // the caller reuses p
+			c.mu.Unlock()
+			return len(p), nil
+		}
+		c.holds, c.untilIdle = 0, false
+		c.holdTimer.Stop()
+		if !c.flushing {
+			// Write p behind what was held, in this goroutine: p is
+			// written before this call returns, so it needs no copy.
+			c.appendLocked(p)
+			c.flushing = true
+			c.drainLocked()
+			err := c.err
+			c.mu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	if c.flushing {
 		c.appendLocked(append([]byte(nil), p...)) // the caller reuses p
 		c.mu.Unlock()
 		return len(p), nil
 	}
 	c.flushing = true
+	c.writes++
 	c.mu.Unlock()
 	_, err := c.Conn.Write(p)
 	c.mu.Lock()
@@ -130,7 +244,7 @@ func (c *wireConn) writeFrame(frame []byte) bool {
 		return false
 	}
 	c.appendLocked(frame)
-	if !c.flushing {
+	if !c.flushing && !c.holdingLocked() {
 		c.flushing = true
 		go c.flush()
 	}
@@ -159,6 +273,7 @@ func (c *wireConn) drainLocked() {
 	for c.outLen > 0 && c.err == nil {
 		out := c.out
 		c.out, c.outLen = nil, 0
+		c.writes++
 		c.mu.Unlock()
 		batch := out
 		_, err := batch.WriteTo(c.Conn) // consumes batch, not out
@@ -186,8 +301,8 @@ func (c *wireConn) failLocked(err error) {
 	_ = c.Conn.Close()
 }
 
-// Close writes what is buffered, for at most wireCloseFlush, then closes
-// the connection.
+// Close writes what is buffered, held or not, for at most wireCloseFlush,
+// then closes the connection.
 func (c *wireConn) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -197,6 +312,15 @@ func (c *wireConn) Close() error {
 	c.closed = true
 	if c.onClose != nil {
 		defer c.onClose()
+	}
+	c.holds, c.untilIdle = 0, false
+	if c.holdTimer != nil {
+		c.holdTimer.Stop()
+	}
+	if c.outLen > 0 && !c.flushing && c.err == nil { // what a hold kept
+		c.flushing = true
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(wireCloseFlush))
+		c.drainLocked()
 	}
 	if c.flushing {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(wireCloseFlush))

@@ -332,3 +332,145 @@ func TestWireConnCloseFlushes(t *testing.T) {
 		t.Fatalf("second Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// readN reads exactly n bytes from peer, or fails the test.
+func readN(t *testing.T, peer net.Conn, n int) []byte {
+	t.Helper()
+	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, n)
+	if _, err := io.ReadFull(peer, b); err != nil {
+		t.Fatalf("peer read %d bytes: %v", n, err)
+	}
+	return b
+}
+
+func (c *wireConn) writeCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes
+}
+
+// TestWireConnHoldUntilIdle: the upgrade response waits for the OPEN
+// packet, and both leave in one write.
+func TestWireConnHoldUntilIdle(t *testing.T) {
+	wc, peer := wirePair(t) // pending 1: the OPEN packet
+	wc.holdUntilIdle(wireHoldMax)
+	open := frame(0x81, 90)
+	mustWrite(t, wc, []byte(upgradeHead))
+	if n := wc.writeCount(); n != 0 {
+		t.Fatalf("upgrade response written alone (%d writes) while OPEN is pending", n)
+	}
+	mustWrite(t, wc, open)
+	if got, want := readN(t, peer, len(upgradeHead)+len(open)), concat([]byte(upgradeHead), open); !bytes.Equal(got, want) {
+		t.Fatalf("peer read %q", got)
+	}
+	if n := wc.writeCount(); n != 1 {
+		t.Fatalf("%d writes, want 1", n)
+	}
+	// The hold is over: the next message goes out at once, alone.
+	mustWrite(t, wc, frame(0x81, 5))
+	readN(t, peer, 7)
+	if n := wc.writeCount(); n != 2 {
+		t.Fatalf("%d writes after the hold, want 2", n)
+	}
+}
+
+// TestWireConnHold: between hold and release, upstream's messages and
+// herald's frames wait; after release, until upstream has written what it
+// created; then all of it leaves in one write, in order.
+func TestWireConnHold(t *testing.T) {
+	wc, peer := wirePair(t)
+	mustWrite(t, wc, concat([]byte(upgradeHead), frame(0x81, 1)))
+	readN(t, peer, len(upgradeHead)+3)
+	before := wc.writeCount()
+
+	wc.hold(wireHoldMax)
+	wc.pending.Add(1)
+	connect := frame(0x81, 30)
+	mustWrite(t, wc, connect) // the CONNECT answer
+	mine := appendTextFrame(nil, []byte("mine"))
+	if !wc.writeFrame(mine) {
+		t.Fatal("writeFrame refused with nothing pending")
+	}
+	wc.pending.Add(2) // the greeting, and one more, created before release
+	wc.release()
+	greet := frame(0x81, 60)
+	mustWrite(t, wc, greet)
+	if n := wc.writeCount() - before; n != 0 {
+		t.Fatalf("%d writes while a created packet is unwritten", n)
+	}
+	last := frame(0x82, 200)
+	mustWrite(t, wc, last)
+	want := concat(connect, mine, greet, last)
+	if got := readN(t, peer, len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("peer read %q, want %q", got, want)
+	}
+	if n := wc.writeCount() - before; n != 1 {
+		t.Fatalf("%d writes, want 1", n)
+	}
+
+	// An unmatched release changes nothing.
+	wc.release()
+	mustWrite(t, wc, frame(0x81, 3))
+	readN(t, peer, 5)
+}
+
+// TestWireConnHoldEnds: a hold nobody releases, or a packet upstream never
+// writes, keeps nothing back for longer than wireHoldMax; nor does a hold
+// hold more than wireMaxBuffered; Close writes what a hold kept.
+func TestWireConnHoldEnds(t *testing.T) {
+	t.Run("never released", func(t *testing.T) {
+		wc, peer := wirePair(t)
+		mustWrite(t, wc, concat([]byte(upgradeHead), frame(0x81, 1)))
+		readN(t, peer, len(upgradeHead)+3)
+		wc.hold(wireHoldMax)
+		msg := frame(0x81, 10)
+		mustWrite(t, wc, msg)
+		if got := readN(t, peer, len(msg)); !bytes.Equal(got, msg) {
+			t.Fatalf("peer read %q", got)
+		}
+	})
+	t.Run("never idle", func(t *testing.T) {
+		wc, peer := wirePair(t)
+		wc.holdUntilIdle(wireHoldMax)
+		wc.pending.Add(5) // packets that will never be written
+		mustWrite(t, wc, []byte(upgradeHead))
+		readN(t, peer, len(upgradeHead))
+	})
+	t.Run("full", func(t *testing.T) {
+		wc, peer := wirePair(t)
+		mustWrite(t, wc, concat([]byte(upgradeHead), frame(0x81, 1)))
+		readN(t, peer, len(upgradeHead)+3)
+		wc.hold(wireHoldMax)
+		defer wc.release()
+		small, big := frame(0x81, 100), frame(0x82, wireMaxBuffered)
+		mustWrite(t, wc, small)
+		done := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(io.LimitReader(peer, int64(len(small)+len(big))))
+			done <- b
+		}()
+		mustWrite(t, wc, big)
+		wc.mu.Lock()
+		holds := wc.holds
+		wc.mu.Unlock()
+		if holds != 0 {
+			t.Fatal("the hold survived a write past wireMaxBuffered")
+		}
+		if got := <-done; !bytes.Equal(got, concat(small, big)) {
+			t.Fatalf("peer read %d bytes, want %d in order", len(got), len(small)+len(big))
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		wc, peer := wirePair(t)
+		wc.holdUntilIdle(wireHoldMax)
+		mustWrite(t, wc, []byte(upgradeHead))
+		if err := wc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if b, err := io.ReadAll(peer); err != nil || string(b) != upgradeHead {
+			t.Fatalf("peer read %q, %v; want the upgrade response, then EOF", b, err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package socketio_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -221,5 +222,29 @@ func TestDirectWritesAcrossUpgrade(t *testing.T) {
 	t.Logf("%d messages across the upgrade, %d written by herald itself", n, socketio.DirectWrites(ts.Server)-before)
 	if socketio.DirectWrites(ts.Server)-before < 200 {
 		t.Fatal("herald's own path never started after the upgrade")
+	}
+}
+
+// TestHandshakeWrites: a WebSocket handshake costs the server two writes,
+// the upgrade response with the OPEN packet and the CONNECT answer with the
+// greeting (wireConn.hold), and the client sees nothing different.
+func TestHandshakeWrites(t *testing.T) {
+	ts := startServer(t, socketio.Config{})
+	// The hold's own bound is 50 ms: a handshake slower than that, under
+	// the race detector on a busy machine, would take three writes.
+	socketio.SetWireHoldMax(ts.Server, 10*time.Second)
+	socks := make(chan *socketio.Socket, 1)
+	must(t, socketio.On(ts.Server, interleave, func(_ context.Context, s *socketio.Socket, _ padSeq) error {
+		socks <- s
+		return nil
+	}))
+	ctx := testCtx(t, 30*time.Second)
+	for i := range 3 {
+		c := ts.connect(t, fmt.Sprintf("hs-writes-%d", i), "websocket")
+		s := serverSocket(t, ctx, c, socks)
+		if n := socketio.WireWrites(s); n != 2 {
+			t.Fatalf("connection %d: %d writes for the handshake, want 2", i, n)
+		}
+		c.Close()
 	}
 }
