@@ -46,9 +46,19 @@ const (
 	buildTimeout = 10 * time.Minute
 )
 
-// scaleSources are the local addresses the largest scale point dials from:
-// one address has only about 28,000 ephemeral ports.
-var scaleSources = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+// srcConns is the most connections (churn: cycles) one run dials from one
+// source address: a quarter of the usual 28,232 ephemeral ports. Each run
+// dials from loopback addresses of its own (bench.nextSources), as many as
+// it needs at srcConns each. With one address shared by every run, the
+// kernel's search for a free ephemeral port, among the ports held and
+// those in TIME_WAIT from the runs before, became the load generator's
+// bottleneck: at 19,500 idle connections from a fresh 127.0.0.1 herald
+// was dialled at 2,100 conns/s, from 3 fresh addresses at 4,400-4,700,
+// and after the 5,000 runs at 1,350-1,430 (BENCHMARKS.md).
+const srcConns = 7000
+
+// sources is how many source addresses a run of p dials from.
+func (p point) sources() int { return max(1, (p.n+srcConns-1)/srcConns) }
 
 // point is one setting of a scenario: the figures are medians of its runs.
 type point struct {
@@ -56,7 +66,6 @@ type point struct {
 	key      string // e.g. "n=5000", in the raw runs and the JSON
 	title    string // e.g. "idle, 5,000 conns", in the table
 	n        int    // connections and users; churn: cycles
-	src      []string
 	fds      uint64 // open files the server and the load generator each need
 	skip     string // why the point does not run; "" = it does
 	figures  []string
@@ -117,12 +126,8 @@ func plan(scenarios []string, quick bool) []point {
 		case "churn":
 			add(sc, 20000/div, "cyclesPerSec", "goroutinesDelta", "rssDeltaMiB")
 		case "scale":
-			ns := []int{1000 / div, 10000 / div, 50000 / div}
-			for i, n := range ns {
-				p := add(sc, n, "rssPerConnKiB", "msgsPerSec")
-				if i == len(ns)-1 {
-					p.src = scaleSources
-				}
+			for _, n := range []int{1000 / div, 10000 / div, 50000 / div} {
+				add(sc, n, "rssPerConnKiB", "msgsPerSec")
 			}
 		}
 	}
@@ -193,7 +198,7 @@ func applyLimits(ps []point, nofile noFile, ports int) {
 			}
 			continue
 		}
-		if srcs := max(len(p.src), 1); p.scenario != "churn" && ports > 0 && p.n > srcs*ports {
+		if srcs := p.sources(); p.scenario != "churn" && ports > 0 && p.n > srcs*ports {
 			p.skip = fmt.Sprintf("needs %s connections from %d source address(es) with %s ephemeral ports each (net.ipv4.ip_local_port_range)", formatCount(p.n), srcs, formatCount(ports))
 		}
 	}
@@ -239,6 +244,20 @@ type bench struct {
 	results    []runResult
 	incomplete string // why not every run ran
 	seq        int    // numbers the ready files
+	srcSeq     int    // loopback source addresses handed out (nextSources)
+}
+
+// nextSources returns p.sources() loopback addresses that no run before
+// used, for the load generator's -src: 127.1.0.1, 127.1.0.2, … (Linux
+// routes all of 127.0.0.0/8 to the loopback interface).
+func (b *bench) nextSources(p point) string {
+	addrs := make([]string, p.sources())
+	for i := range addrs {
+		k := b.srcSeq
+		b.srcSeq++
+		addrs[i] = fmt.Sprintf("127.1.%d.%d", k/254%256, k%254+1)
+	}
+	return strings.Join(addrs, ",")
 }
 
 // newBench checks the tools, builds the binaries and starts redis-server.

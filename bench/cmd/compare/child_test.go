@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -187,12 +188,10 @@ func TestPlan(t *testing.T) {
 	if got := strings.Join(keys, ","); got != want {
 		t.Errorf("points %s\nwant %s", got, want)
 	}
-	last := full[len(full)-1]
-	if strings.Join(last.src, ",") != "127.0.0.1,127.0.0.2,127.0.0.3" {
-		t.Errorf("scale 50k src = %v", last.src)
-	}
-	if len(full[len(full)-2].src) != 0 {
-		t.Error("scale 10k has -src")
+	for i, want := range map[int]int{0: 1, 1: 3, len(full) - 2: 2, len(full) - 1: 8} {
+		if got := full[i].sources(); got != want {
+			t.Errorf("%s %s: %d source addresses, want %d", full[i].scenario, full[i].key, got, want)
+		}
 	}
 	if figs := figures(full[:1]); len(figs) != 3 || figs[0].metric != "rssPerConnKiB" {
 		t.Errorf("figures(idle 5000) = %+v", figs)
@@ -310,13 +309,13 @@ func TestApplyLimits(t *testing.T) {
 		t.Errorf("idle 20000 skip reason %q", s)
 	}
 
-	// 10,000 ports per address: 10,000 connections fit from one, 50,000
-	// not from three.
+	// 5,000 ports per address: 1,000 connections fit from one, 10,000
+	// from two, 50,000 not from eight.
 	ps = plan([]string{"scale"}, false)
-	applyLimits(ps, noFile{limit: 1 << 20}, 10000)
+	applyLimits(ps, noFile{limit: 1 << 20}, 5000)
 	for i, wantSkip := range []bool{false, false, true} {
 		if (ps[i].skip != "") != wantSkip {
-			t.Errorf("ports 10000: %s skip = %q, want skipped %v", ps[i].key, ps[i].skip, wantSkip)
+			t.Errorf("ports 5000: %s skip = %q, want skipped %v", ps[i].key, ps[i].skip, wantSkip)
 		}
 	}
 }
@@ -386,7 +385,7 @@ func TestCapConns(t *testing.T) {
 			t.Errorf("%s: capped %q", k, p.capped)
 		}
 	}
-	if p := got["scale n=19500 (50000 asked)"]; p.n != 19500 || p.asked != 50000 || p.fds != 19500+fdMargin || len(p.src) != 3 {
+	if p := got["scale n=19500 (50000 asked)"]; p.n != 19500 || p.asked != 50000 || p.fds != 19500+fdMargin || p.sources() != 3 {
 		t.Errorf("scale capped: %+v", p)
 	}
 
@@ -433,6 +432,30 @@ func TestMarkdownCapped(t *testing.T) {
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestNextSources: every run gets loopback addresses that no run before
+// had, as many as its connections need.
+func TestNextSources(t *testing.T) {
+	var b bench
+	seen := map[string]bool{}
+	for run := range 600 {
+		p := point{n: 1 + run*100}
+		got := strings.Split(b.nextSources(p), ",")
+		if len(got) != p.sources() {
+			t.Fatalf("n=%d: %d addresses, want %d", p.n, len(got), p.sources())
+		}
+		for _, a := range got {
+			ip := net.ParseIP(a).To4()
+			if ip == nil || ip[0] != 127 || ip[3] == 0 || ip[3] == 255 {
+				t.Fatalf("run %d: %q is not a loopback host address", run, a)
+			}
+			if seen[a] {
+				t.Fatalf("run %d: %s handed out twice", run, a)
+			}
+			seen[a] = true
 		}
 	}
 }

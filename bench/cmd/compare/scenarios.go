@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -63,10 +62,7 @@ func (b *bench) measureIdle(ctx context.Context, kind string, p point, res *runR
 	}
 	ready, release := b.syncFiles()
 	args := []string{"-url", s.url, "-users", strconv.Itoa(p.n), "-conns", strconv.Itoa(p.n),
-		"-ready-file", ready, "-hold-until-file", release}
-	if len(p.src) > 0 {
-		args = append(args, "-src", strings.Join(p.src, ","))
-	}
+		"-ready-file", ready, "-hold-until-file", release, "-src", b.nextSources(p)}
 	var held int64
 	var serverConnected *int64
 	out, err := b.runLoad(ctx, "idle", args, loadTimeout(p), res, func(ctx context.Context, lc *child) error {
@@ -194,9 +190,7 @@ func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *ru
 		servers = append(servers, s)
 		args = append(args, "-url", s.url)
 	}
-	if len(p.src) > 0 {
-		args = append(args, "-src", strings.Join(p.src, ","))
-	}
+	args = append(args, "-src", b.nextSources(p))
 	cpu := func() (int64, error) {
 		var sum int64
 		for _, s := range servers {
@@ -291,7 +285,8 @@ func (b *bench) measureChurn(ctx context.Context, kind string, p point, res *run
 		return err
 	}
 	users := max(p.n/20, 1)
-	args := []string{"-url", s.url, "-users", strconv.Itoa(users), "-cycles", strconv.Itoa(p.n), "-concurrency", strconv.Itoa(churnConcurrency)}
+	args := []string{"-url", s.url, "-users", strconv.Itoa(users), "-cycles", strconv.Itoa(p.n), "-concurrency", strconv.Itoa(churnConcurrency),
+		"-src", b.nextSources(p)}
 	out, err := b.runLoad(ctx, "churn", args, loadTimeout(p), res, nil)
 	if err != nil {
 		return err
