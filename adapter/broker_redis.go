@@ -317,6 +317,9 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	default:
 		err = b.pub.publish(ctx, false, channelFor(b.baseOf(m.Namespace), m.Rooms), payload)
 	}
+	if errors.Is(err, ErrClosed) { // Close came after the check above
+		return err
+	}
 	if err != nil {
 		b.publishErrors.Add(1)
 		b.failUntil.Store(time.Now().Add(failFastFor).UnixNano())
@@ -447,7 +450,8 @@ func (b *RedisBroker) startLocked(shard string, channels []string) {
 }
 
 // Close implements Broker: it stops the subscriptions' goroutines and waits
-// for them, or for ctx to end.
+// for them, and for the publishes in flight to be answered (see
+// publisher.close), or for ctx to end.
 func (b *RedisBroker) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
@@ -458,16 +462,17 @@ func (b *RedisBroker) Close(ctx context.Context) error {
 		subs = append(subs, sub)
 	}
 	b.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	for _, sub := range subs {
-		sub.interrupt()
+	idle := b.pub.close()
+	if cancel != nil {
+		cancel()
+		for _, sub := range subs {
+			sub.interrupt()
+		}
 	}
 	done := make(chan struct{})
 	go func() {
 		b.wg.Wait()
+		<-idle
 		close(done)
 	}()
 	select {

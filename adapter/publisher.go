@@ -27,6 +27,8 @@ type publisher struct {
 	mu      sync.Mutex
 	queue   []*pubReq
 	leading bool // someone is sending batches
+	closed  bool
+	idle    chan struct{} // closed when leading ends, for close
 }
 
 // maxPipeline bounds the publishes in one round trip.
@@ -48,6 +50,10 @@ type pubReq struct {
 func (p *publisher) publish(ctx context.Context, sharded bool, channel string, payload []byte) error {
 	r := &pubReq{ctx: ctx, sharded: sharded, channel: channel, payload: payload, done: make(chan struct{})}
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
 	p.queue = append(p.queue, r)
 	lead := !p.leading
 	p.leading = true
@@ -70,6 +76,10 @@ func (p *publisher) lead(own *pubReq) {
 		p.mu.Lock()
 		if len(p.queue) == 0 {
 			p.leading = false
+			if p.idle != nil {
+				close(p.idle)
+				p.idle = nil
+			}
 			p.mu.Unlock()
 			return
 		}
@@ -87,6 +97,26 @@ func (p *publisher) lead(own *pubReq) {
 		p.mu.Unlock()
 		p.send(batch)
 	}
+}
+
+// close refuses every later publish (ErrClosed) and returns a channel
+// closed once the publishes already queued are answered and nobody, the
+// goroutine a leader hands over to included, sends batches any more. Each
+// batch is bounded by p.timeout and each lone publish by its caller's
+// context.
+func (p *publisher) close() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if !p.leading {
+		idle := make(chan struct{})
+		close(idle)
+		return idle
+	}
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+	}
+	return p.idle
 }
 
 func isDone(r *pubReq) bool {

@@ -93,6 +93,7 @@ func TestPublisherBatches(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	<-p.close() // the leader hands over to a goroutine that may still be finishing
 	trips := hook.trips.Load()
 	t.Logf("%d publishes in %d round trips (%d in pipelines, largest %d)", writers*each, trips, hook.pipelined.Load(), hook.maxBatch.Load())
 	if hook.maxBatch.Load() < 2 || trips >= writers*each {
@@ -139,5 +140,62 @@ func TestPublisherErrors(t *testing.T) {
 	wg.Wait()
 	if failed.Load() != 16 {
 		t.Fatalf("%d of 16 publishes failed with Redis down", failed.Load())
+	}
+}
+
+// TestPublisherClose: close refuses later publishes, and its channel is
+// closed only once every publish already made is answered and no
+// goroutine sends batches any more (goleak in TestMain checks the rest).
+func TestPublisherClose(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	p := &publisher{client: c, timeout: 5 * time.Second}
+	<-p.close() // nothing in flight: at once
+	if err := p.publish(context.Background(), false, "x", nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("publish after close: %v, want ErrClosed", err)
+	}
+
+	for round := range 20 {
+		p := &publisher{client: c, timeout: 5 * time.Second}
+		const writers = 16
+		var answered atomic.Int64
+		started := make(chan struct{}, writers)
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Go(func() {
+				started <- struct{}{}
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					err := p.publish(ctx, false, "x", []byte("m"))
+					cancel()
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					answered.Add(1)
+				}
+			})
+		}
+		for range writers {
+			<-started
+		}
+		for answered.Load() < int64(round+1)*10 {
+			time.Sleep(time.Millisecond)
+		}
+		select {
+		case <-p.close():
+		case <-time.After(20 * time.Second):
+			t.Fatal("close: publishes still in flight after 20 s")
+		}
+		p.mu.Lock()
+		leading, queued := p.leading, len(p.queue)
+		p.mu.Unlock()
+		if leading || queued != 0 {
+			t.Fatalf("round %d: closed while leading %v with %d queued", round, leading, queued)
+		}
+		wg.Wait()
 	}
 }
