@@ -347,14 +347,20 @@ func (s *Server) authenticate(raw *socket.Socket, next func(*socket.ExtendedErro
 	}
 	if req := raw.Request(); req != nil && req.Request() != nil {
 		h.Header = req.Request().Header
-		h.Query = req.Request().URL.Query()
+		if s.cfg.TokenQueryParam != "" { // parsed only when it may be read
+			h.Query = req.Request().URL.Query()
+		}
 	}
 	token, err := auth.ExtractToken(h, auth.ExtractOptions{QueryParam: s.cfg.TokenQueryParam})
 	var p auth.Principal
 	if err == nil {
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		p, err = s.cfg.Verifier.Verify(ctx, token)
-		cancel()
+		if _, local := s.cfg.Verifier.(*auth.Verifier); local {
+			p, err = s.cfg.Verifier.Verify(s.ctx, token) // no I/O: no deadline to set
+		} else {
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			p, err = s.cfg.Verifier.Verify(ctx, token)
+			cancel()
+		}
 	}
 	if err == nil {
 		if e := validateUserID(p.UserID); e != nil {
