@@ -50,6 +50,9 @@ const (
 	// connected to a live node for the event to count: the time to deliver
 	// it, generously (a stream reader that lost Redis retries after up to 2s).
 	chaosDeliverBy = 3 * time.Second
+	// chaosRedisHandoff is how long before a SIGKILL of Redis a publish it
+	// answered may still be lost in pub/sub mode (see runChaos).
+	chaosRedisHandoff = 250 * time.Millisecond
 )
 
 func TestChaos(t *testing.T) {
@@ -175,8 +178,15 @@ func runChaos(t *testing.T, mode adapter.RedisMode) {
 		// A message published before a node has subscribed again is not
 		// for that node (pub/sub keeps nothing): the outage lasts until
 		// every node says its subscription is back.
+		// And it starts a little before the kill: Redis answers a PUBLISH
+		// once it has queued the message for the subscribers, and under
+		// this load their connections lag the publisher's by some
+		// milliseconds; SIGKILL loses what is still queued (README,
+		// Redis outages: a crash of Redis loses what it had not yet
+		// handed to the nodes). A CI run lost one event answered at the
+		// instant of the kill.
 		back := waitLogs(t, nodes, marks, "redis subscription re-established")
-		log.down("", redisDown, back)
+		log.down("", redisDown.Add(-chaosRedisHandoff), back)
 		log.note("every node subscribed again")
 	}
 
