@@ -134,7 +134,7 @@ func (c *wireConn) armHoldLocked(max time.Duration) {
 	}
 }
 
-// holding reports whether writes are kept back now.
+// holdingLocked reports whether writes are kept back now.
 func (c *wireConn) holdingLocked() bool {
 	return c.holds > 0 || (c.untilIdle && c.pending.Load() != 0)
 }
