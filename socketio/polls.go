@@ -86,10 +86,8 @@ type pollWriter struct {
 	owner    int         // 0 nobody yet, 1 upstream, 2 herald
 	finished bool        // the handler returned; later writes are dropped
 
-	// hold keeps upstream's response until the handler returns: for a
-	// handshake, when the Socket.IO layer listens to the new connection
-	// (see gate.go); for a long-poll, when upstream has let go of the poll
-	// (see ServeHTTP).
+	// hold keeps a handshake's response until the handler returns, when
+	// the Socket.IO layer listens to the new connection (see gate.go).
 	hold     bool
 	heldCode int
 	held     bytes.Buffer

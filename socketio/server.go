@@ -274,14 +274,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	pw := newPollWriter(w, cancel)
-	// A handshake's response waits for the handler to return (see
-	// gate.go), and so does a long-poll's. Upstream gap (servers/engine
-	// v3.0.5): upstream writes a poll's response, then clears the session's
-	// poll; a client that gets a large response (net/http sends a body over
-	// its 4 KiB buffer at once) and polls again before that is refused as
-	// an overlap, and upstream closes the session with "transport error".
-	// Under load, TestDirectWritesInterleaved/polling hit it.
-	pw.hold = sid == "" || poll
+	pw.hold = sid == "" // a handshake: see gate.go
 	defer pw.finish()
 	if poll {
 		s.polls.add(sid, pw)
