@@ -25,8 +25,9 @@ var ErrCommand = errors.New("nodeclient: script command failed")
 // scriptPackages are the npm packages of testdata/ that each known script
 // loads, checked by StartScript (testenv.RequireNode checks socket.io-client).
 var scriptPackages = map[string][]string{
-	"node-server.js":   {"socket.io", "@socket.io/redis-adapter", "redis"},
-	"redis-emitter.js": {"@socket.io/redis-emitter", "redis"},
+	"node-server.js":          {"socket.io", "@socket.io/redis-adapter", "redis"},
+	"redis-emitter.js":        {"@socket.io/redis-emitter", "redis"},
+	"node-engineio-server.js": {"engine.io"}, // socket.io's, at the top of node_modules
 }
 
 // Script is a JSON-lines Node program of testdata/ other than client.js, in
