@@ -23,9 +23,10 @@
 // herald's do.
 //
 // HTTP, besides socket.io at /socket.io/:
-//   POST /bench/emit {"prefix":"u","from":0,"to":1000,"count":20,"pad":0}
+//   POST /bench/emit {"prefix":"u","from":0,"to":1000,"count":20,"pad":0,"seq":0}
 //        emits "bench" {timestamp, seq, sentAt (µs since the epoch), pad}
-//        count times to each user prefix+N, N in [from, to), and answers
+//        count times to each user prefix+N, N in [from, to), round i with
+//        seq seq+i ("seq" is optional, 0 when absent), and answers
 //        {"emitted":E,"tookUs":T}; 400 {"error":..} on bad input
 //   GET  /api/v1/websocket/stats   herald's shape, from this node's counters
 //   GET  /bench/runtime            {"goroutines":0,"heapInuse":B,"rss":B}
@@ -39,6 +40,7 @@ const { Server } = require("socket.io");
 
 const MAX_EMITS = 10000000; // bounds count*(to-from) of one POST /bench/emit
 const MAX_PAD = 1 << 20; // bytes
+const MAX_SEQ = 1000000000; // bounds the seq of one POST /bench/emit
 const MAX_BODY = 64 << 10; // bytes
 
 function die(message) {
@@ -105,7 +107,7 @@ function checkEmit(body) {
     return "prefix: must be a string";
   }
   const f = {};
-  for (const name of ["from", "to", "count", "pad"]) {
+  for (const name of ["from", "to", "count", "pad", "seq"]) {
     f[name] = body[name] ?? 0;
     if (!Number.isSafeInteger(f[name])) {
       return `${name}: must be an integer`;
@@ -123,6 +125,9 @@ function checkEmit(body) {
   }
   if (f.pad < 0 || f.pad > MAX_PAD) {
     return `pad: must be 0..${MAX_PAD}`;
+  }
+  if (f.seq < 0 || f.seq > MAX_SEQ) {
+    return `seq: must be 0..${MAX_SEQ}`;
   }
   return { prefix, ...f };
 }
@@ -163,7 +168,7 @@ async function postEmit(req, res) {
       const sentAt = nowUs();
       io.to("user:" + r.prefix + n).emit("bench", {
         timestamp: new Date().toISOString(),
-        seq: i,
+        seq: r.seq + i,
         sentAt,
         pad,
       });

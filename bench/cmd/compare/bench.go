@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -38,8 +39,13 @@ const (
 	runSlack = 90 * time.Second
 	// fdMargin is how many files a process needs besides its connections.
 	fdMargin = 256
-	// emits is how many times each user gets the event in fanout runs.
+	// emits is how many times each user gets the event in fanout runs
+	// (fanout, cluster, scale, pollfanout, pollcluster): one POST of
+	// count emits.
 	emits = 20
+	// closedRounds is how many rounds of one event per user the
+	// closed-loop runs (roundsfanout, roundscluster) POST, one at a time.
+	closedRounds = 20
 	// churnConcurrency is how many churn cycles run in parallel.
 	churnConcurrency = 200
 	// buildTimeout bounds each go build and npm ci.
@@ -78,7 +84,7 @@ type point struct {
 // pointKey is the key of a point of scenario with N = n.
 func pointKey(scenario string, n int) string {
 	switch scenario {
-	case "fanout", "cluster":
+	case "fanout", "cluster", "pollfanout", "roundsfanout", "pollcluster", "roundscluster":
 		return fmt.Sprintf("users=%d", n)
 	case "churn":
 		return fmt.Sprintf("cycles=%d", n)
@@ -99,6 +105,14 @@ func pointTitle(scenario string, n int) string {
 		return fmt.Sprintf("cluster (2 nodes + Redis), %s users × %d emits", formatCount(n), emits)
 	case "scale":
 		return fmt.Sprintf("scale, %s conns", formatCount(n))
+	case "pollfanout":
+		return fmt.Sprintf("long-polling fanout, %s users × %d emits", formatCount(n), emits)
+	case "roundsfanout":
+		return fmt.Sprintf("closed-loop fanout, %s users × %d rounds of 1 emit", formatCount(n), closedRounds)
+	case "pollcluster":
+		return fmt.Sprintf("long-polling cluster (2 nodes + Redis), %s users × %d emits", formatCount(n), emits)
+	case "roundscluster":
+		return fmt.Sprintf("closed-loop cluster (2 nodes + Redis), %s users × %d rounds of 1 emit", formatCount(n), closedRounds)
 	}
 	return fmt.Sprintf("%s, N = %s", scenario, formatCount(n))
 }
@@ -121,7 +135,7 @@ func plan(scenarios []string, quick bool) []point {
 			for _, n := range []int{5000 / div, 20000 / div} {
 				add(sc, n, "rssPerConnKiB", "connectRate", "connectP99Ms")
 			}
-		case "fanout", "cluster":
+		case "fanout", "cluster", "pollfanout", "roundsfanout", "pollcluster", "roundscluster":
 			add(sc, 1000/div, "msgsPerSec", "latP50Ms", "latP99Ms", "cpuUsPerMsg")
 		case "churn":
 			add(sc, 20000/div, "cyclesPerSec", "goroutinesDelta", "rssDeltaMiB")
@@ -282,12 +296,9 @@ func newBench(ctx context.Context, cfg config) (_ *bench, err error) {
 			return nil, err
 		}
 	}
-	withCluster := false
-	for _, sc := range cfg.scenarios {
-		withCluster = withCluster || sc == "cluster"
-	}
+	withCluster := slices.ContainsFunc(cfg.scenarios, isCluster)
 	if withCluster {
-		if _, err := lookPath("redis-server", "apt-get install redis-server, or leave out the cluster scenario"); err != nil {
+		if _, err := lookPath("redis-server", "apt-get install redis-server, or leave out the cluster scenarios (cluster, pollcluster, roundscluster)"); err != nil {
 			return nil, err
 		}
 	}
@@ -450,11 +461,11 @@ func (b *bench) runOne(ctx context.Context, p point, kind string, run int) runRe
 	switch p.scenario {
 	case "idle":
 		err = b.measureIdle(ctx, kind, p, &res)
-	case "fanout":
+	case "fanout", "pollfanout", "roundsfanout":
 		err = b.measureFanout(ctx, kind, p, &res, false)
 	case "churn":
 		err = b.measureChurn(ctx, kind, p, &res)
-	case "cluster":
+	case "cluster", "pollcluster", "roundscluster":
 		err = b.measureFanout(ctx, kind, p, &res, true)
 	case "scale":
 		err = b.measureIdle(ctx, kind, p, &res)
@@ -476,8 +487,10 @@ func loadTimeout(p point) time.Duration {
 	switch p.scenario {
 	case "churn":
 		return time.Minute + time.Duration(p.n)*5*time.Millisecond
-	case "fanout", "cluster":
+	case "fanout", "cluster", "pollfanout", "pollcluster":
 		return time.Minute + time.Duration(p.n)*2*time.Millisecond + time.Duration(p.n*emits)*20*time.Microsecond
+	case "roundsfanout", "roundscluster":
+		return time.Minute + time.Duration(p.n)*2*time.Millisecond + time.Duration(p.n*closedRounds)*20*time.Microsecond
 	case "scale":
 		return time.Minute + time.Duration(p.n)*2*time.Millisecond + time.Duration(p.n*emits)*20*time.Microsecond
 	}

@@ -127,6 +127,23 @@ func TestParseLoadOutput(t *testing.T) {
 	}
 }
 
+func TestParseLoadOutputRounds(t *testing.T) {
+	out := `{"scenario":"roundsfanout","transport":"websocket","expected":60,"received":58,"lost":2,"duplicates":1,"unexpected":0,"roundP50Ms":1.5,"roundMaxMs":3,"incomplete":true,"error":"2 events lost"}`
+	_, lr, err := parseLoadOutput([]byte(out), "roundsfanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr.Lost == nil || *lr.Lost != 2 || lr.Duplicates == nil || *lr.Duplicates != 1 || lr.Unexpected == nil || *lr.Unexpected != 0 ||
+		lr.RoundP50Ms == nil || *lr.RoundP50Ms != 1.5 || lr.RoundMaxMs == nil || *lr.RoundMaxMs != 3 {
+		t.Errorf("parsed %+v", lr)
+	}
+	var res runResult
+	lr.notes(&res)
+	if got := strings.Join(res.Notes, "; "); got != "load roundsfanout: incomplete; load roundsfanout: 2 events lost" {
+		t.Errorf("notes %q", got)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -135,16 +152,17 @@ func TestParseFlags(t *testing.T) {
 		scenarios string
 		wantErr   bool
 	}{
-		{"defaults", nil, 3, "idle,fanout,churn,cluster,scale", false},
-		{"quick: 1 run", []string{"-quick"}, 1, "idle,fanout,churn,cluster,scale", false},
-		{"quick with runs", []string{"-quick", "-runs", "2"}, 2, "idle,fanout,churn,cluster,scale", false},
+		{"defaults", nil, 3, "idle,fanout,churn,cluster,scale,pollfanout,roundsfanout,pollcluster,roundscluster", false},
+		{"quick: 1 run", []string{"-quick"}, 1, "idle,fanout,churn,cluster,scale,pollfanout,roundsfanout,pollcluster,roundscluster", false},
+		{"quick with runs", []string{"-quick", "-runs", "2"}, 2, "idle,fanout,churn,cluster,scale,pollfanout,roundsfanout,pollcluster,roundscluster", false},
 		{"selection in canonical order, deduplicated", []string{"-scenarios", "scale, idle,idle"}, 3, "idle,scale", false},
+		{"the new ones after the others", []string{"-scenarios", "roundscluster,pollfanout,cluster"}, 3, "cluster,pollfanout,roundscluster", false},
 		{"unknown scenario", []string{"-scenarios", "idle,bogus"}, 0, "", true},
 		{"empty selection", []string{"-scenarios", ","}, 0, "", true},
 		{"zero runs", []string{"-runs", "0"}, 0, "", true},
 		{"bad timeout", []string{"-timeout", "-1s"}, 0, "", true},
 		{"negative max-conns", []string{"-max-conns", "-1"}, 0, "", true},
-		{"max-conns", []string{"-max-conns", "3000"}, 3, "idle,fanout,churn,cluster,scale", false},
+		{"max-conns", []string{"-max-conns", "3000"}, 3, "idle,fanout,churn,cluster,scale,pollfanout,roundsfanout,pollcluster,roundscluster", false},
 		{"extra argument", []string{"idle"}, 0, "", true},
 		{"unknown flag", []string{"-nope"}, 0, "", true},
 	}
@@ -184,11 +202,12 @@ func TestPlan(t *testing.T) {
 			t.Errorf("%s %s: fds %d below the connections", p.scenario, p.key, p.fds)
 		}
 	}
-	want := "idle n=5000,idle n=20000,fanout users=1000,churn cycles=20000,cluster users=1000,scale n=1000,scale n=10000,scale n=50000"
+	want := "idle n=5000,idle n=20000,fanout users=1000,churn cycles=20000,cluster users=1000,scale n=1000,scale n=10000,scale n=50000," +
+		"pollfanout users=1000,roundsfanout users=1000,pollcluster users=1000,roundscluster users=1000"
 	if got := strings.Join(keys, ","); got != want {
 		t.Errorf("points %s\nwant %s", got, want)
 	}
-	for i, want := range map[int]int{0: 1, 1: 3, len(full) - 2: 2, len(full) - 1: 8} {
+	for i, want := range map[int]int{0: 1, 1: 3, 6: 2, 7: 8, len(full) - 1: 1} {
 		if got := full[i].sources(); got != want {
 			t.Errorf("%s %s: %d source addresses, want %d", full[i].scenario, full[i].key, got, want)
 		}
@@ -372,6 +391,10 @@ func TestCapConns(t *testing.T) {
 		"churn cycles=20000":          {"", "churn, 20,000 cycles"},
 		"fanout users=1000":           {"", "fanout, 1,000 users × 20 emits"},
 		"cluster users=1000":          {"", "cluster (2 nodes + Redis), 1,000 users × 20 emits"},
+		"pollfanout users=1000":       {"", "long-polling fanout, 1,000 users × 20 emits"},
+		"roundsfanout users=1000":     {"", "closed-loop fanout, 1,000 users × 20 rounds of 1 emit"},
+		"pollcluster users=1000":      {"", "long-polling cluster (2 nodes + Redis), 1,000 users × 20 emits"},
+		"roundscluster users=1000":    {"", "closed-loop cluster (2 nodes + Redis), 1,000 users × 20 rounds of 1 emit"},
 	} {
 		p, ok := got[k]
 		if !ok {
@@ -456,6 +479,46 @@ func TestNextSources(t *testing.T) {
 				t.Fatalf("run %d: %s handed out twice", run, a)
 			}
 			seen[a] = true
+		}
+	}
+}
+
+// Every scenario has its title, its explanation in the report, and, when it
+// measures deliveries, a load generator scenario that takes its arguments.
+func TestScenarioDefinitions(t *testing.T) {
+	for _, sc := range allScenarios {
+		if strings.HasPrefix(pointTitle(sc, 10), sc+", N = ") {
+			t.Errorf("%s: no title of its own", sc)
+		}
+		if howMeasured(sc) == "" {
+			t.Errorf("%s: the report does not say how it is measured", sc)
+		}
+	}
+	tests := []struct {
+		scenario, load, args string
+		cluster              bool
+	}{
+		{"fanout", "fanout", "-emits 20 -pad 0", false},
+		{"cluster", "fanout", "-emits 20 -pad 0", true},
+		{"scale", "fanout", "-emits 20 -pad 0", false},
+		{"pollfanout", "pollfanout", "-emits 20 -pad 0", false},
+		{"pollcluster", "pollfanout", "-emits 20 -pad 0", true},
+		{"roundsfanout", "roundsfanout", "-rounds 20 -pad 0", false},
+		{"roundscluster", "roundsfanout", "-rounds 20 -pad 0", true},
+	}
+	for _, tt := range tests {
+		load, args := fanoutLoad(tt.scenario)
+		if load != tt.load || strings.Join(args, " ") != tt.args {
+			t.Errorf("fanoutLoad(%s) = %s %q, want %s %s", tt.scenario, load, args, tt.load, tt.args)
+		}
+		if isCluster(tt.scenario) != tt.cluster {
+			t.Errorf("isCluster(%s) = %v", tt.scenario, !tt.cluster)
+		}
+	}
+	for _, sc := range []string{"pollfanout", "roundsfanout", "pollcluster", "roundscluster"} {
+		p := plan([]string{sc}, false)[0]
+		if loadTimeout(p) < time.Minute || p.n != 1000 || p.fds != 1000+fdMargin || len(p.figures) != 4 {
+			t.Errorf("%s: point %+v, timeout %v", sc, p, loadTimeout(p))
 		}
 	}
 }

@@ -32,6 +32,12 @@ type loadResult struct {
 	OutOfOrder     *float64 `json:"outOfOrder"`
 	Cycles         *float64 `json:"cycles"`
 	CyclesPerSec   *float64 `json:"cyclesPerSec"`
+	// pollfanout and roundsfanout.
+	Lost       *float64 `json:"lost"`
+	Duplicates *float64 `json:"duplicates"`
+	Unexpected *float64 `json:"unexpected"`
+	RoundP50Ms *float64 `json:"roundP50Ms"`
+	RoundMaxMs *float64 `json:"roundMaxMs"`
 	// Beyond bench/SPEC.md, as bench/cmd/load prints them.
 	Dropped    *float64 `json:"dropped"`
 	Unanswered *float64 `json:"unanswered"`

@@ -4,12 +4,12 @@
 // Markdown report: the machine, a table of medians with the herald/Node
 // ratio, and every raw run.
 //
-//	go run ./bench/cmd/compare [-runs 3] [-scenarios idle,fanout,churn,cluster,scale] [-quick] [-max-conns N] [-json FILE] [-out FILE]
+//	go run ./bench/cmd/compare [-runs 3] [-scenarios idle,fanout,churn,cluster,scale,pollfanout,roundsfanout,pollcluster,roundscluster] [-quick] [-max-conns N] [-json FILE] [-out FILE]
 //
 // Run it from the repository (it finds the module root upwards from the
 // working directory). It needs go, node and npm (bench/node's packages are
 // installed with `npm ci` when node_modules is missing), redis-server for
-// the cluster scenario, and taskset and a second CPU to pin the servers to
+// the cluster scenarios (cluster, pollcluster, roundscluster), and taskset and a second CPU to pin the servers to
 // CPU 0 and the load generator to CPU 1 (without them it runs unpinned and
 // says so). As root it raises RLIMIT_NOFILE first; a point with more
 // connections than the limit allows (or than -max-conns) runs with as many
@@ -35,7 +35,16 @@ import (
 )
 
 // allScenarios are the scenarios, in the order they run.
-var allScenarios = []string{"idle", "fanout", "churn", "cluster", "scale"}
+var allScenarios = []string{"idle", "fanout", "churn", "cluster", "scale", "pollfanout", "roundsfanout", "pollcluster", "roundscluster"}
+
+// isCluster reports whether scenario runs two nodes on our redis-server.
+func isCluster(scenario string) bool {
+	switch scenario {
+	case "cluster", "pollcluster", "roundscluster":
+		return true
+	}
+	return false
+}
 
 // config is the command line.
 type config struct {

@@ -199,6 +199,20 @@ func howMeasured(scenario string) string {
 			"the clients connect to node B and POST /bench/emit goes to node A; server CPU, as in fanout, is both nodes' (handshake CPU too)."
 	case "scale":
 		return fmt.Sprintf("at each N an idle run and a fanout run (%d emits per user), each on a fresh server, as above.", emits)
+	case "pollfanout":
+		return fmt.Sprintf("as fanout (%d emits per user in one POST, ready file, CPU samples), but every client is an HTTP long-polling "+
+			"session that never upgrades: a loop of GETs, each answered with a payload of packets, pongs POSTed, keep-alive on, no "+
+			"Accept-Encoding (neither server compresses). The load generator counts each client's events by seq: a lost event "+
+			"fails the run; duplicates are counted (raw runs). msgs/s counts each client's seqs once.", emits)
+	case "roundsfanout":
+		return fmt.Sprintf("a closed loop, as request-driven services emit: one WebSocket per user, %d POST /bench/emit of one "+
+			"event per user (count 1, seq = the round), each POSTed by the load generator once the round before has reached every "+
+			"client; msgs/s = events / (first POST to the last event), latency (receive − sentAt) over every event, server CPU as "+
+			"in fanout (all the rounds). A lost event fails the run; round p50 and the slowest round in the raw runs.", closedRounds)
+	case "pollcluster":
+		return "pollfanout on two nodes and redis-server, as cluster: the long-polling clients on node B, POST /bench/emit to node A."
+	case "roundscluster":
+		return "roundsfanout on two nodes and redis-server, as cluster: the clients on node B, every round's POST to node A."
 	}
 	return ""
 }

@@ -28,7 +28,8 @@ type runResult struct {
 	// Metrics are the figures of the run, by metric name (see metrics).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Load is what the load generator printed, by phase ("idle", "fanout",
-	// "churn"), and LoadArgs the arguments it ran with.
+	// "pollfanout", "roundsfanout", "churn"), and LoadArgs the arguments it
+	// ran with.
 	Load     map[string]json.RawMessage `json:"load,omitempty"`
 	LoadArgs map[string][]string        `json:"loadArgs,omitempty"`
 	Notes    []string                   `json:"notes,omitempty"`
@@ -92,6 +93,11 @@ var metrics = []metric{
 	{"received", "received", noDirection},
 	{"expected", "expected", noDirection},
 	{"outOfOrder", "out of order", lowerBetter},
+	{"lost", "lost", lowerBetter},
+	{"duplicates", "duplicates", lowerBetter},
+	{"unexpected", "not the run's", lowerBetter},
+	{"roundP50Ms", "round p50 (POST to last delivery), ms", lowerBetter},
+	{"roundMaxMs", "slowest round, ms", lowerBetter},
 	{"serverCPUms", "server CPU from ready to exit, ms", lowerBetter},
 	{"serverCPUPct", "server CPU from ready to exit, % of a core", noDirection},
 	{"cyclesPerSec", "cycles/s", higherBetter},
@@ -101,7 +107,7 @@ var metrics = []metric{
 	{"rssAfterMiB", "RSS after, MiB", lowerBetter},
 	{"rssDeltaMiB", "RSS after − before, MiB", lowerBetter},
 	{"loadCPUPct", "load generator CPU, % of a core", noDirection},
-	{"seconds", "POST to last event, s", noDirection},
+	{"seconds", "first POST to last event, s", noDirection},
 }
 
 // metricByName returns the description of a metric; an unknown name gets

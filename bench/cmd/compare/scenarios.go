@@ -151,14 +151,29 @@ func waitFile(ctx context.Context, path string, lc *child) error {
 	}
 }
 
-// measureFanout: p.n users, one connection each, get emits events each;
-// msgs/s, latency, and the servers' CPU time in two parts: the handshakes
-// (from the started, warmed-up servers to the load generator's ready
-// file), per connection, and the rest (from the ready file to the load
-// generator's exit: the POST, the deliveries, the closes), per delivered
-// message. The load generator holds its POST until the first CPU sample is
-// taken. With cluster, two servers share our redis-server: the clients are
-// on node B, the emits are triggered on node A.
+// fanoutLoad returns the load generator's scenario for a point of
+// scenario that measureFanout runs, and its arguments besides the users,
+// the servers and the files.
+func fanoutLoad(scenario string) (load string, args []string) {
+	switch scenario {
+	case "pollfanout", "pollcluster":
+		return "pollfanout", []string{"-emits", strconv.Itoa(emits), "-pad", "0"}
+	case "roundsfanout", "roundscluster":
+		return "roundsfanout", []string{"-rounds", strconv.Itoa(closedRounds), "-pad", "0"}
+	}
+	return "fanout", []string{"-emits", strconv.Itoa(emits), "-pad", "0"}
+}
+
+// measureFanout: p.n users, one connection each, get events (fanoutLoad:
+// emits in one POST over WebSocket or long-polling, or closedRounds POSTs
+// of one, each once the one before is delivered); msgs/s, latency, and the
+// servers' CPU time in two parts: the handshakes (from the started,
+// warmed-up servers to the load generator's ready file), per connection,
+// and the rest (from the ready file to the load generator's exit: the
+// POSTs, the deliveries, the closes), per delivered message. The load
+// generator holds its first POST until the first CPU sample is taken. With
+// cluster, two servers share our redis-server: the clients are on node B,
+// the emits are triggered on node A. A run that lost events fails.
 func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *runResult, cluster bool) error {
 	var servers []*server
 	defer func() {
@@ -167,8 +182,9 @@ func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *ru
 		}
 	}()
 	ready, release := b.syncFiles()
-	args := []string{"-users", strconv.Itoa(p.n), "-conns", strconv.Itoa(p.n), "-emits", strconv.Itoa(emits), "-pad", "0",
-		"-ready-file", ready, "-hold-until-file", release}
+	load, largs := fanoutLoad(p.scenario)
+	args := append([]string{"-users", strconv.Itoa(p.n), "-conns", strconv.Itoa(p.n)}, largs...)
+	args = append(args, "-ready-file", ready, "-hold-until-file", release)
 	if cluster {
 		if err := redisCommand(ctx, b.redis, "FLUSHALL"); err != nil {
 			return err
@@ -208,7 +224,7 @@ func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *ru
 	}
 	var cpuReady int64
 	var released time.Time
-	out, err := b.runLoad(ctx, "fanout", args, loadTimeout(p), res, func(ctx context.Context, lc *child) error {
+	out, err := b.runLoad(ctx, load, args, loadTimeout(p), res, func(ctx context.Context, lc *child) error {
 		if err := waitFile(ctx, ready, lc); err != nil {
 			return err
 		}
@@ -222,6 +238,12 @@ func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *ru
 		}
 		return nil
 	})
+	// pollfanout and roundsfanout account for every event; their counts go
+	// in the raw runs even when the run failed (a loss fails it).
+	lr := out.res
+	setIf(res, "lost", lr.Lost)
+	setIf(res, "duplicates", lr.Duplicates)
+	setIf(res, "unexpected", lr.Unexpected)
 	if err != nil {
 		return err
 	}
@@ -229,9 +251,8 @@ func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *ru
 	if err != nil {
 		return err
 	}
-	lr := out.res
 	if lr.Received == nil || lr.Expected == nil || lr.MsgsPerSec == nil || lr.LatP99Ms == nil {
-		return fmt.Errorf("compare: the fanout output lacks received, expected, msgsPerSec or latP99Ms: %s", out.raw)
+		return fmt.Errorf("compare: the %s output lacks received, expected, msgsPerSec or latP99Ms: %s", load, out.raw)
 	}
 	res.set("expected", *lr.Expected)
 	res.set("received", *lr.Received)
@@ -240,6 +261,8 @@ func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *ru
 	res.set("latP99Ms", *lr.LatP99Ms)
 	setIf(res, "outOfOrder", lr.OutOfOrder)
 	setIf(res, "seconds", lr.Seconds)
+	setIf(res, "roundP50Ms", lr.RoundP50Ms)
+	setIf(res, "roundMaxMs", lr.RoundMaxMs)
 
 	handshakeCPU := ticksToDuration(cpuReady - cpuStart)
 	if lr.Connected != nil && *lr.Connected > 0 {
@@ -258,6 +281,13 @@ func (b *bench) measureFanout(ctx context.Context, kind string, p point, res *ru
 	}
 	if lr.Failed != nil && *lr.Failed > 0 {
 		res.note("%v connections failed", *lr.Failed)
+	}
+	if lr.Duplicates != nil && *lr.Duplicates > 0 {
+		res.note("%v events arrived more than once", *lr.Duplicates)
+	}
+	if lr.Lost != nil && *lr.Lost > 0 {
+		// The load generator exits 3 then, so this is a second guard.
+		return fmt.Errorf("compare: %v events lost", *lr.Lost)
 	}
 	return nil
 }

@@ -19,9 +19,10 @@
 //
 // HTTP, besides Socket.IO at /socket.io/:
 //
-//	POST /bench/emit {"prefix":"u","from":0,"to":1000,"count":20,"pad":0}
+//	POST /bench/emit {"prefix":"u","from":0,"to":1000,"count":20,"pad":0,"seq":0}
 //	     emits "bench" {seq, sentAt (µs since the epoch), pad} count times
-//	     to each user prefix+N, N in [from, to), and answers
+//	     to each user prefix+N, N in [from, to), round i with seq seq+i
+//	     ("seq" is optional, 0 when absent), and answers
 //	     {"emitted":E,"tookUs":T}; 400 {"error":..} on bad input
 //	GET  /api/v1/websocket/stats   herald's StatsHandler
 //	GET  /bench/runtime            {"goroutines":N,"heapInuse":B,"rss":B}
@@ -252,7 +253,7 @@ func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
 		// message, so one loop would measure one Redis round trip per
 		// emit, where the Node server's emits return at once. A Go
 		// service emits from many goroutines: emitWorkers of them here,
-		// each with its own users. Round i (seq i to every user) ends
+		// each with its own users. Round i (seq seq+i to every user) ends
 		// before round i+1 starts, so that every user gets one event per
 		// round, as from the Node loop.
 		for i := 0; i < req.Count && ctx.Err() == nil; i++ {
@@ -271,11 +272,11 @@ func (b *benchServer) emit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int64{"emitted": int64(req.Count * (req.To - req.From)), "tookUs": took.Microseconds()})
 }
 
-// emitRound emits event seq to the users From+first, From+first+step, ...
-// below To, and cancels ctx with the first error.
-func (b *benchServer) emitRound(ctx context.Context, cancel context.CancelCauseFunc, req benchapi.EmitRequest, seq int, pad string, first, step int) {
+// emitRound emits round i (seq req.Seq+i) to the users From+first,
+// From+first+step, ... below To, and cancels ctx with the first error.
+func (b *benchServer) emitRound(ctx context.Context, cancel context.CancelCauseFunc, req benchapi.EmitRequest, i int, pad string, first, step int) {
 	for n := req.From + first; n < req.To; n += step {
-		p := benchapi.Payload{Seq: seq, SentAt: time.Now().UnixMicro(), Pad: pad}
+		p := benchapi.Payload{Seq: req.Seq + i, SentAt: time.Now().UnixMicro(), Pad: pad}
 		if err := b.srv.EmitToUser(ctx, req.Prefix+strconv.Itoa(n), benchapi.Event, p); err != nil {
 			cancel(err)
 			return

@@ -84,6 +84,9 @@ func TestEmitBadInput(t *testing.T) {
 		{"count alone too big", `{"to":0,"count":10000001}`, "count*(to-from):"},
 		{"negative pad", `{"to":1,"count":1,"pad":-1}`, "pad:"},
 		{"huge pad", `{"to":1,"count":1,"pad":1048577}`, "pad:"},
+		{"negative seq", `{"to":1,"count":1,"seq":-1}`, "seq:"},
+		{"huge seq", `{"to":1,"count":1,"seq":1000000001}`, "seq:"},
+		{"fractional seq", `{"to":1,"count":1,"seq":0.5}`, "body:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,5 +245,33 @@ func TestRoundTrip(t *testing.T) {
 	status, m = do(t, http.MethodGet, ts.URL+"/api/v1/websocket/stats", "")
 	if data, _ := m["data"].(map[string]any); status != http.StatusOK || data["connected"] != 1.0 || data["users"] != 1.0 {
 		t.Errorf("stats with one socket: %d %v, want connected 1, users 1", status, m)
+	}
+}
+
+// "seq" numbers the rounds from the given start: a closed-loop client POSTs
+// one round at a time with seq = round.
+func TestEmitSeq(t *testing.T) {
+	ts := startBench(t)
+	token, err := auth.NewHMACToken(testSecret, "u0", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, answer := dial(t, ts, token)
+	if !strings.HasPrefix(answer, `40{"sid":`) {
+		t.Fatalf("valid token: %q, want 40{\"sid\":..}", answer)
+	}
+	if name, _ := readEvent(t, conn); name != "authenticated" {
+		t.Fatalf("first event %q, want authenticated", name)
+	}
+	for _, body := range []string{`{"prefix":"u","to":1,"count":2,"seq":7}`, `{"prefix":"u","to":1,"count":1}`} {
+		if status, m := do(t, http.MethodPost, ts.URL+"/bench/emit", body); status != http.StatusOK {
+			t.Fatalf("POST %s: %d %v", body, status, m)
+		}
+	}
+	for _, want := range []string{"7", "8", "0"} {
+		name, p := readEvent(t, conn)
+		if name != "bench" || string(p["seq"]) != want {
+			t.Errorf("event %s seq %s, want bench seq %s", name, p["seq"], want)
+		}
 	}
 }

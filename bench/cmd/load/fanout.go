@@ -100,10 +100,13 @@ func (r *runner) fanout(ctx context.Context) fanoutResult {
 		st.target.Store(int64((i + 1) * cfg.emits))
 		st.pending.Store(connected - p.dropped.Load())
 		t0, inRound = time.Now(), true
-		if err := r.trigger(ctx, client); err != nil {
+		req := benchapi.EmitRequest{Prefix: "u", From: 0, To: cfg.users, Count: cfg.emits, Pad: cfg.pad}
+		tookUs, err := r.trigger(ctx, client, req)
+		if err != nil {
 			res.Error = err.Error()
 			break
 		}
+		r.logf("trigger: server emitted %d in %.3f ms", req.Count*(req.To-req.From), float64(tookUs)/1000)
 		select {
 		case <-st.done:
 			took += time.Duration(st.last.Load() - t0.UnixNano())
@@ -189,37 +192,38 @@ func (st *fanoutState) onEvent(c *client, data []byte) {
 	}
 }
 
-// trigger asks the trigger server to emit one round.
-func (r *runner) trigger(ctx context.Context, client *http.Client) error {
-	body, _ := json.Marshal(benchapi.EmitRequest{Prefix: "u", From: 0, To: r.cfg.users, Count: r.cfg.emits, Pad: r.cfg.pad})
+// trigger POSTs req to the trigger server's /bench/emit, checks that it
+// emitted count × (to − from) events, and returns the time its loop took
+// (its tookUs).
+func (r *runner) trigger(ctx context.Context, client *http.Client, req benchapi.EmitRequest) (tookUs int64, err error) {
+	body, _ := json.Marshal(req)
 	url := strings.TrimSuffix(r.cfg.trigger, "/") + "/bench/emit"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("trigger: %w", err)
+		return 0, fmt.Errorf("trigger: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(hreq)
 	if err != nil {
-		return fmt.Errorf("trigger: %w", err)
+		return 0, fmt.Errorf("trigger: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("trigger: %w", err)
+		return 0, fmt.Errorf("trigger: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("trigger: POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+		return 0, fmt.Errorf("trigger: POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
 	}
 	var out struct {
 		Emitted int64 `json:"emitted"`
 		TookUs  int64 `json:"tookUs"`
 	}
 	if err := json.Unmarshal(b, &out); err != nil {
-		return fmt.Errorf("trigger: POST %s: bad answer %.100q: %w", url, b, err)
+		return 0, fmt.Errorf("trigger: POST %s: bad answer %.100q: %w", url, b, err)
 	}
-	if want := int64(r.cfg.emits) * int64(r.cfg.users); out.Emitted != want {
-		return fmt.Errorf("trigger: server emitted %d events, want %d", out.Emitted, want)
+	if want := int64(req.Count) * int64(req.To-req.From); out.Emitted != want {
+		return 0, fmt.Errorf("trigger: server emitted %d events, want %d", out.Emitted, want)
 	}
-	r.logf("trigger: server emitted %d in %.3f ms", out.Emitted, float64(out.TookUs)/1000)
-	return nil
+	return out.TookUs, nil
 }

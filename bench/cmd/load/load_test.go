@@ -370,6 +370,13 @@ func TestFlags(t *testing.T) {
 		{"ready file in churn", []string{"churn", "-secret", "s", "-ready-file", "r"}, "flag provided but not defined: -ready-file"},
 		{"hold in fanout", []string{"fanout", "-secret", "s", "-hold", "1s"}, "flag provided but not defined: -hold"},
 		{"extra argument", []string{"idle", "-secret", "s", "more"}, `unexpected argument "more"`},
+		{"bad transport", []string{"roundsfanout", "-secret", "s", "-transport", "sse"}, "-transport must be websocket or polling"},
+		{"bad stall", []string{"pollfanout", "-secret", "s", "-stall", "-1s"}, "-stall must not be negative"},
+		{"bad rounds", []string{"roundsfanout", "-secret", "s", "-rounds", "0"}, "-rounds must be at least 1"},
+		{"too many seqs", []string{"pollfanout", "-secret", "s", "-emits", "1000", "-rounds", "1000001"}, "-rounds × -emits must be at most 1000000000"},
+		{"emits in roundsfanout", []string{"roundsfanout", "-secret", "s", "-emits", "2"}, "flag provided but not defined: -emits"},
+		{"transport in pollfanout", []string{"pollfanout", "-secret", "s", "-transport", "websocket"}, "flag provided but not defined: -transport"},
+		{"stall in fanout", []string{"fanout", "-secret", "s", "-stall", "1s"}, "flag provided but not defined: -stall"},
 		{"bad url", []string{"idle", "-secret", "s", "-url", "ftp://x"}, "scheme must be"},
 	}
 	for _, tt := range tests {
@@ -393,6 +400,21 @@ func TestFlagDefaults(t *testing.T) {
 	}
 	if cfg.conns != 7 || cfg.trigger != "http://h:1" || cfg.emits != 20 || cfg.rounds != 1 || cfg.concurrency != 200 || cfg.timeout != 120*time.Second {
 		t.Errorf("defaults: %+v", cfg)
+	}
+	for _, tt := range []struct {
+		scenario, transport string
+		emits, rounds       int
+	}{
+		{"pollfanout", "polling", 20, 1},
+		{"roundsfanout", "websocket", 1, 20},
+	} {
+		cfg, err := parseFlags([]string{tt.scenario, "-secret", "s"}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.conns != 1000 || cfg.transport != tt.transport || cfg.emits != tt.emits || cfg.rounds != tt.rounds || cfg.stall != 10*time.Second || cfg.trigger != cfg.url {
+			t.Errorf("%s defaults: %+v", tt.scenario, cfg)
+		}
 	}
 }
 

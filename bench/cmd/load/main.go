@@ -1,19 +1,24 @@
 // Command load is the benchmark's load generator: it opens Socket.IO
 // connections to a herald or Node server and measures one scenario (idle,
-// fanout or churn; see bench/SPEC.md), then prints one JSON object on
-// stdout. Progress goes to stderr.
+// fanout, pollfanout, roundsfanout or churn; see bench/SPEC.md), then
+// prints one JSON object on stdout. Progress goes to stderr.
 //
-//	load idle   -url http://127.0.0.1:3000 -secret S -conns 5000 -ready-file /tmp/r -hold-until-file /tmp/h
-//	load fanout -url http://127.0.0.1:3000 -secret S -users 1000 -emits 20 -ready-file /tmp/r -hold-until-file /tmp/h
-//	load churn  -url http://127.0.0.1:3000 -secret S -cycles 20000 -concurrency 200
+//	load idle         -url http://127.0.0.1:3000 -secret S -conns 5000 -ready-file /tmp/r -hold-until-file /tmp/h
+//	load fanout       -url http://127.0.0.1:3000 -secret S -users 1000 -emits 20 -ready-file /tmp/r -hold-until-file /tmp/h
+//	load pollfanout   -url http://127.0.0.1:3000 -secret S -users 1000 -emits 20
+//	load roundsfanout -url http://127.0.0.1:3000 -secret S -users 1000 -rounds 20 [-transport polling]
+//	load churn        -url http://127.0.0.1:3000 -secret S -cycles 20000 -concurrency 200
 //
-// It speaks Engine.IO v4 / Socket.IO v5 over raw WebSockets (package
-// bench/internal/eio) with one reading goroutine per connection. Every run
-// ends by itself: after -timeout it stops, closes its connections and
-// prints what it has with "incomplete": true.
+// It speaks Engine.IO v4 / Socket.IO v5 itself (package
+// bench/internal/eio), over raw WebSockets or, for pollfanout (and
+// roundsfanout -transport polling), over HTTP long-polling only, with one
+// reading goroutine per connection. Every run ends by itself: after
+// -timeout it stops, closes its connections and prints what it has with
+// "incomplete": true.
 //
-// Exit status: 0 after a complete run, 3 after an incomplete one (the JSON
-// is printed either way), 2 for bad flags, 1 when the run could not start.
+// Exit status: 0 after a complete run, 3 after an incomplete one or one
+// that lost events (the JSON is printed either way), 2 for bad flags, 1
+// when the run could not start.
 package main
 
 import (
@@ -35,6 +40,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/herald-rt/herald/bench/internal/benchapi"
 	"github.com/herald-rt/herald/bench/internal/eio"
 )
 
@@ -98,18 +104,28 @@ type config struct {
 	readyFile     string
 	holdUntilFile string
 
-	// fanout
+	// fanout, pollfanout, roundsfanout
 	trigger string
 	emits   int
 	pad     int
 	rounds  int
+
+	// pollfanout, roundsfanout
+	transport string        // transportWebSocket or transportPolling
+	stall     time.Duration // a round without an event for this long ends the run; 0 = never
 
 	// churn
 	cycles    int
 	closeWait time.Duration
 }
 
-const usage = `usage: load idle|fanout|churn [flags]  (load <scenario> -h lists the flags)`
+const usage = `usage: load idle|fanout|pollfanout|roundsfanout|churn [flags]  (load <scenario> -h lists the flags)`
+
+// Transports, for -transport.
+const (
+	transportWebSocket = "websocket"
+	transportPolling   = "polling"
+)
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -131,7 +147,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 120*time.Second, "the whole run; then it stops and reports what it has")
 	fs.DurationVar(&cfg.progress, "progress", 2*time.Second, "progress line interval on stderr (0 = none)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file")
-	fs.IntVar(&cfg.conns, "conns", 0, "connections (idle, fanout); connection i is user u(i % users) (0 = -users)")
+	fs.IntVar(&cfg.conns, "conns", 0, "connections (idle, fanout, pollfanout, roundsfanout); connection i is user u(i % users) (0 = -users)")
+	cfg.transport = transportWebSocket
 	switch cfg.scenario {
 	case "idle":
 		fs.DurationVar(&cfg.hold, "hold", 10*time.Second, "how long to hold the connections (unless -hold-until-file)")
@@ -144,6 +161,21 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fs.IntVar(&cfg.rounds, "rounds", 1, "POST rounds, one after the other; figures are over all rounds")
 		fs.StringVar(&cfg.readyFile, "ready-file", "", "create this file once every connection is up, before the first POST")
 		fs.StringVar(&cfg.holdUntilFile, "hold-until-file", "", "send the first POST only once this file exists (or stop at -timeout)")
+	case "pollfanout", "roundsfanout":
+		fs.StringVar(&cfg.trigger, "trigger", "", "server that gets POST /bench/emit (empty = -url)")
+		fs.IntVar(&cfg.pad, "pad", 0, "bytes of padding per event (the POST's pad)")
+		fs.StringVar(&cfg.readyFile, "ready-file", "", "create this file once every connection is up, before the first POST")
+		fs.StringVar(&cfg.holdUntilFile, "hold-until-file", "", "send the first POST only once this file exists (or stop at -timeout)")
+		fs.DurationVar(&cfg.stall, "stall", 10*time.Second, "end the run, events lost, when a round gets no event for this long (0 = wait until -timeout)")
+		if cfg.scenario == "pollfanout" {
+			cfg.transport = transportPolling
+			fs.IntVar(&cfg.emits, "emits", 20, "events per user per round (the POST's count)")
+			fs.IntVar(&cfg.rounds, "rounds", 1, "POST rounds, each once the one before is delivered; figures are over all rounds")
+		} else {
+			cfg.emits = 1
+			fs.IntVar(&cfg.rounds, "rounds", 20, "rounds of one event per user, each POSTed once the one before is delivered")
+			fs.StringVar(&cfg.transport, "transport", transportWebSocket, "websocket or polling (long-polling only)")
+		}
 	case "churn":
 		fs.IntVar(&cfg.cycles, "cycles", 1000, "connect + close cycles; cycle i is user u(i % users)")
 		fs.DurationVar(&cfg.closeWait, "close-wait", 2*time.Second, "how long a cycle waits for the server's close frame")
@@ -198,7 +230,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		if cfg.hold < 0 {
 			bad("-hold must not be negative")
 		}
-	case "fanout":
+	case "fanout", "pollfanout", "roundsfanout":
 		if cfg.trigger == "" {
 			cfg.trigger = cfg.url
 		}
@@ -210,6 +242,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 		if cfg.rounds < 1 {
 			bad("-rounds must be at least 1")
+		}
+		if cfg.stall < 0 {
+			bad("-stall must not be negative")
+		}
+		if cfg.transport != transportWebSocket && cfg.transport != transportPolling {
+			bad("-transport must be %s or %s", transportWebSocket, transportPolling)
+		}
+		if cfg.scenario != "fanout" && cfg.rounds > benchapi.MaxSeq/cfg.emits {
+			bad("-rounds × -emits must be at most %d (the seqs of the run)", benchapi.MaxSeq)
 		}
 	case "churn":
 		if cfg.cycles < 1 {
@@ -241,10 +282,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if limit := fileLimit(); open+64 > limit {
 		fmt.Fprintf(stderr, "load: warning: %d connections at once need more open files than RLIMIT_NOFILE allows (%d)\n", open, limit)
 	}
-	dialer, err := eio.NewDialer(eio.DialerConfig{URL: cfg.url, Path: cfg.path, Sources: cfg.sources})
+	dcfg := eio.DialerConfig{URL: cfg.url, Path: cfg.path, Sources: cfg.sources}
+	dialer, err := eio.NewDialer(dcfg)
 	if err != nil {
 		return fmt.Errorf("%w: -url: %w", errUsage, err)
 	}
+	poller, err := eio.NewPollDialer(dcfg)
+	if err != nil {
+		return fmt.Errorf("%w: -url: %w", errUsage, err)
+	}
+	defer poller.CloseIdleConnections()
 	n := cfg.conns
 	if cfg.scenario == "churn" {
 		n = cfg.cycles
@@ -267,13 +314,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The clock starts now.
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	r := &runner{cfg: cfg, dialer: dialer, tokens: tokens, stderr: stderr, errs: newErrorCounts()}
+	r := &runner{cfg: cfg, dialer: dialer, poller: poller, tokens: tokens, stderr: stderr, errs: newErrorCounts()}
 	var res result
 	switch cfg.scenario {
 	case "idle":
 		res = r.idle(ctx)
 	case "fanout":
 		res = r.fanout(ctx)
+	case "pollfanout", "roundsfanout":
+		res = r.rounds(ctx)
 	case "churn":
 		res = r.churn(ctx)
 	}
@@ -298,6 +347,7 @@ type result interface{ incomplete() bool }
 type runner struct {
 	cfg    *config
 	dialer *eio.Dialer
+	poller *eio.PollDialer
 	tokens [][]byte // CONNECT packet of user i
 	stderr io.Writer
 	errs   *errorCounts

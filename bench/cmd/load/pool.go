@@ -10,12 +10,34 @@ import (
 	"github.com/herald-rt/herald/bench/internal/eio"
 )
 
-// pool is the connections of the idle and fanout scenarios: each one has a
-// goroutine that reads it, answers pings and hands events to onEvent.
+// conn is one connected client: a WebSocket (*eio.Conn) or a long-polling
+// session (*eio.PollConn), with the concurrency rules of package eio.
+type conn interface {
+	Next() (eio.Packet, error)
+	Pong() error
+	SendClose(deadline time.Time) error
+	CloseNow()
+	Release()
+}
+
+var (
+	_ conn = (*eio.Conn)(nil)
+	_ conn = (*eio.PollConn)(nil)
+)
+
+// pool is the connections of the idle, fanout, pollfanout and roundsfanout
+// scenarios: each one has a goroutine that reads it, answers pings and
+// hands events to onEvent.
 type pool struct {
 	r       *runner
 	clients []*client // by connection index; nil when it did not connect
 	readers sync.WaitGroup
+	// connect opens connection i (the handshake to CONNECT); newPool
+	// makes it a WebSocket, usePolling a long-polling session.
+	connect func(ctx context.Context, i int) (conn, error)
+	// polling: closeAll sends the close packets from closeWorkers
+	// goroutines rather than one (each is an HTTP POST, not a frame).
+	polling bool
 	// onEvent handles an event packet's data in the client's reader
 	// goroutine; nil = events are ignored.
 	onEvent func(c *client, data []byte)
@@ -34,17 +56,44 @@ type pool struct {
 // client is one connection. The fields after conn belong to its reader
 // goroutine; others read them only after the reader ended.
 type client struct {
-	conn *eio.Conn
+	conn conn
 
 	count      int      // bench events received
 	lastSeq    int64    // seq of the previous bench event of this round
 	outOfOrder int      // bench events whose seq was not above the previous one
 	lastRecv   int64    // wall clock of the last bench event, Unix ns
 	samples    []uint32 // latency of event k, µs + 1 (0 = none)
+
+	// pollfanout and roundsfanout (rounds.go): the seqs received, by seq.
+	seen       []bool
+	distinct   int // seqs received at least once
+	duplicates int // bench events whose seq had come before
+	unexpected int // bench events without a seq of the run
 }
 
+// newPool returns a pool of WebSocket connections.
 func newPool(r *runner) *pool {
-	return &pool{r: r, clients: make([]*client, r.cfg.conns)}
+	p := &pool{r: r, clients: make([]*client, r.cfg.conns)}
+	p.connect = func(ctx context.Context, i int) (conn, error) {
+		c, err := r.dialer.Connect(ctx, i, r.token(i))
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return c, nil
+	}
+	return p
+}
+
+// usePolling makes the pool's connections long-polling sessions.
+func (p *pool) usePolling() {
+	p.polling = true
+	p.connect = func(ctx context.Context, i int) (conn, error) {
+		c, err := p.r.poller.Connect(ctx, i, p.r.token(i))
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 }
 
 // connectAll opens every connection, -concurrency handshakes at a time,
@@ -74,7 +123,7 @@ func (p *pool) connectAll(ctx context.Context) (time.Duration, []uint32) {
 					c = p.newClient(i)
 				}
 				t0 := time.Now()
-				conn, err := p.r.dialer.Connect(ctx, i, p.r.token(i))
+				conn, err := p.connect(ctx, i)
 				if err != nil {
 					if ctx.Err() != nil || eio.Aborted(err) {
 						p.aborted.Add(1)
@@ -129,17 +178,39 @@ func (p *pool) read(c *client) {
 	}
 }
 
-// closeAll ends every connection: a close frame to each, then it waits for
-// the readers until closeGrace has passed and closes what is left at once.
-// After it returns no reader runs.
+// closeWorkers is how many goroutines send the close packets of a pool of
+// long-polling sessions: a few, so that the POSTs do not wait for one
+// another's round trips, but not one per session, which would need a
+// second TCP connection per session while its GET is parked.
+const closeWorkers = 8
+
+// closeAll ends every connection: a close frame (long-polling: a POST of
+// the close packet) to each, then it waits for the readers until
+// closeGrace has passed and closes what is left at once. After it returns
+// no reader runs.
 func (p *pool) closeAll() {
 	p.closing.Store(true)
 	deadline := time.Now().Add(closeGrace)
-	for _, c := range p.clients {
-		if c != nil {
-			_ = c.conn.SendClose(deadline)
-		}
+	workers := 1
+	if p.polling {
+		workers = closeWorkers
 	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(p.clients) {
+					return
+				}
+				if c := p.clients[i]; c != nil {
+					_ = c.conn.SendClose(deadline)
+				}
+			}
+		})
+	}
+	wg.Wait()
 	done := make(chan struct{})
 	go func() { p.readers.Wait(); close(done) }()
 	t := time.NewTimer(time.Until(deadline))

@@ -54,7 +54,7 @@ func startBenchServer(t *testing.T) *benchServer {
 		start := time.Now()
 		for i := range req.Count {
 			for n := req.From; n < req.To; n++ {
-				p := benchapi.Payload{Seq: i, SentAt: time.Now().UnixMicro(), Pad: pad}
+				p := benchapi.Payload{Seq: req.Seq + i, SentAt: time.Now().UnixMicro(), Pad: pad}
 				if err := srv.EmitToUser(r.Context(), req.Prefix+strconv.Itoa(n), benchapi.Event, p); err != nil {
 					http.Error(w, `{"error":"emit"}`, http.StatusInternalServerError)
 					return

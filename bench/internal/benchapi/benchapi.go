@@ -26,14 +26,21 @@ const MaxEmits = 10_000_000
 // MaxPad bounds the pad of one POST /bench/emit, in bytes.
 const MaxPad = 1 << 20
 
+// MaxSeq bounds the seq of one POST /bench/emit (its first event's seq).
+const MaxSeq = 1_000_000_000
+
 // EmitRequest is the body of POST /bench/emit: count rounds of one event to
-// each user Prefix+N, N in [From, To). Absent fields are zero.
+// each user Prefix+N, N in [From, To); round i carries seq Seq+i. Absent
+// fields are zero.
 type EmitRequest struct {
 	Prefix string `json:"prefix"`
 	From   int    `json:"from"`
 	To     int    `json:"to"`
 	Count  int    `json:"count"`
 	Pad    int    `json:"pad"`
+	// Seq is the seq of the first round, so that a client that POSTs one
+	// round at a time numbers every event of its run apart.
+	Seq int `json:"seq,omitempty"`
 }
 
 // Check returns what is wrong with r, or "".
@@ -49,6 +56,8 @@ func (r EmitRequest) Check() string {
 		return fmt.Sprintf("count*(to-from): must be at most %d (and count too)", MaxEmits)
 	case r.Pad < 0 || r.Pad > MaxPad:
 		return fmt.Sprintf("pad: must be 0..%d", MaxPad)
+	case r.Seq < 0 || r.Seq > MaxSeq:
+		return fmt.Sprintf("seq: must be 0..%d", MaxSeq)
 	}
 	return ""
 }

@@ -28,6 +28,9 @@ func TestEmitRequestCheck(t *testing.T) {
 		{EmitRequest{From: 7, To: 7, Count: MaxEmits + 1}, "count*(to-from)"},
 		{EmitRequest{To: 1, Count: 1, Pad: -1}, "pad:"},
 		{EmitRequest{To: 1, Count: 1, Pad: MaxPad + 1}, "pad:"},
+		{EmitRequest{To: 1, Count: 1, Seq: MaxSeq}, ""},
+		{EmitRequest{To: 1, Count: 1, Seq: -1}, "seq:"},
+		{EmitRequest{To: 1, Count: 1, Seq: MaxSeq + 1}, "seq:"},
 	}
 	for _, tt := range tests {
 		got := tt.req.Check()

@@ -61,10 +61,12 @@ type DialerConfig struct {
 	Sources []net.IP
 	// ReadBufferSize is the per-connection read buffer of the WebSocket;
 	// 0 = 1024. Messages are read into pooled buffers, not this one.
+	// A PollDialer does not use it.
 	ReadBufferSize int
 }
 
-// Dialer opens Socket.IO connections. It is safe for concurrent use.
+// Dialer opens Socket.IO connections over WebSocket. It is safe for
+// concurrent use.
 type Dialer struct {
 	url string
 	ws  []*websocket.Dialer
@@ -72,31 +74,14 @@ type Dialer struct {
 
 // NewDialer checks cfg and returns a Dialer.
 func NewDialer(cfg DialerConfig) (*Dialer, error) {
-	u, err := url.Parse(cfg.URL)
+	u, err := endpoint(cfg, "ws", "websocket")
 	if err != nil {
-		return nil, fmt.Errorf("eio: url: %w", err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case "http", "ws":
-		u.Scheme = "ws"
-	case "https", "wss":
-		u.Scheme = "wss"
-	default:
-		return nil, fmt.Errorf("eio: url %q: scheme must be http, https, ws or wss", cfg.URL)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("eio: url %q: no host", cfg.URL)
-	}
-	u.Path = cfg.Path
-	if u.Path == "" {
-		u.Path = "/socket.io/"
-	}
-	u.RawQuery = "EIO=4&transport=websocket"
-	u.Fragment = ""
 	if cfg.ReadBufferSize == 0 {
 		cfg.ReadBufferSize = 1024
 	}
-	d := &Dialer{url: u.String()}
+	d := &Dialer{url: u}
 	pool := &sync.Pool{} // gorilla's write buffers, held only while writing
 	newWS := func(nd *net.Dialer) *websocket.Dialer {
 		return &websocket.Dialer{
@@ -116,6 +101,34 @@ func NewDialer(cfg DialerConfig) (*Dialer, error) {
 		}))
 	}
 	return d, nil
+}
+
+// endpoint returns the Engine.IO URL of cfg for transport, with the
+// scheme scheme ("ws" or "http") or its secure form.
+func endpoint(cfg DialerConfig, scheme, transport string) (string, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return "", fmt.Errorf("eio: url: %w", err)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = scheme
+	case "https", "wss":
+		u.Scheme = scheme + "s"
+	default:
+		return "", fmt.Errorf("eio: url %q: scheme must be http, https, ws or wss", cfg.URL)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("eio: url %q: no host", cfg.URL)
+	}
+	u.Path = cfg.Path
+	if u.Path == "" {
+		u.Path = "/socket.io/"
+	}
+	u.RawPath = ""
+	u.RawQuery = "EIO=4&transport=" + transport
+	u.Fragment = ""
+	return u.String(), nil
 }
 
 // URL is the WebSocket URL the Dialer connects to.

@@ -108,3 +108,41 @@ func wantInt(obj map[string]json.RawMessage, key string) (int64, error) {
 	}
 	return n, nil
 }
+
+// FuzzCutPayload: cutting a payload never panics, ends, yields one packet
+// per separator plus one, and each is what Parse makes of that piece.
+func FuzzCutPayload(f *testing.F) {
+	for _, s := range []string{
+		"40{\"sid\":\"x\"}\x1e42[\"authenticated\",{}]", "2", "", "\x1e", "6\x1e1", "2\x1e\x1e3",
+		"42[\"bench\",{\"seq\":0,\"sentAt\":1,\"pad\":\"\"}]\x1e2\x1e42[\"bench\",{\"seq\":1}]", "bAQID\x1e4",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		pieces := bytes.Split(in, []byte{0x1e})
+		rest, more := in, true
+		n := 0
+		for more {
+			if n == len(pieces) {
+				t.Fatalf("CutPayload(%q): more than %d packets", in, len(pieces))
+			}
+			var p eio.Packet
+			var err error
+			p, rest, more, err = eio.CutPayload(rest)
+			want, wantErr := eio.Parse(pieces[n])
+			if (err == nil) != (wantErr == nil) || p.Kind != want.Kind || !bytes.Equal(p.Data, want.Data) || p.ID != want.ID {
+				t.Fatalf("CutPayload(%q) packet %d = %+v, %v; Parse(%q) = %+v, %v", in, n, p, err, pieces[n], want, wantErr)
+			}
+			if err != nil && !errors.Is(err, eio.ErrMalformed) {
+				t.Fatalf("CutPayload(%q) packet %d: %v does not wrap ErrMalformed", in, n, err)
+			}
+			if len(p.Data) > 0 && !bytes.Contains(pieces[n], p.Data) {
+				t.Fatalf("CutPayload(%q) packet %d: data %q is not from its piece", in, n, p.Data)
+			}
+			n++
+		}
+		if n != len(pieces) || len(rest) != 0 {
+			t.Fatalf("CutPayload(%q): %d packets and rest %q, want %d and none", in, n, rest, len(pieces))
+		}
+	})
+}
