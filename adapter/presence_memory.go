@@ -9,8 +9,57 @@ import (
 // MemoryPresence is the single-node Presence.
 type MemoryPresence struct {
 	mu      sync.Mutex
-	users   map[string]map[string]struct{} // user -> socket ids
+	users   map[string]*userSockets
 	sockets int
+}
+
+// userSockets are one user's socket ids: the first inline, the others, for
+// a user with several tabs, in a map (one online user costs no map).
+type userSockets struct {
+	first string
+	more  map[string]struct{}
+}
+
+func (u *userSockets) has(id string) bool {
+	if u.first == id {
+		return true
+	}
+	_, ok := u.more[id]
+	return ok
+}
+
+func (u *userSockets) len() int {
+	n := len(u.more)
+	if u.first != "" {
+		n++
+	}
+	return n
+}
+
+// add adds a socket id that is not there yet.
+func (u *userSockets) add(id string) {
+	if u.first == "" {
+		u.first = id
+		return
+	}
+	if u.more == nil {
+		u.more = make(map[string]struct{}, 1)
+	}
+	u.more[id] = struct{}{}
+}
+
+// remove removes a socket id that is there.
+func (u *userSockets) remove(id string) {
+	if u.first == id {
+		u.first = ""
+		for other := range u.more { // promote one, so that first is set while any is
+			u.first = other
+			delete(u.more, other)
+			break
+		}
+		return
+	}
+	delete(u.more, id)
 }
 
 var (
@@ -20,7 +69,7 @@ var (
 
 // NewMemoryPresence returns an empty Presence for one node.
 func NewMemoryPresence() *MemoryPresence {
-	return &MemoryPresence{users: make(map[string]map[string]struct{})}
+	return &MemoryPresence{users: make(map[string]*userSockets)}
 }
 
 // Add implements Presence.
@@ -32,15 +81,15 @@ func (p *MemoryPresence) Add(ctx context.Context, userID, socketID string) (bool
 	defer p.mu.Unlock()
 	set, ok := p.users[userID]
 	if !ok {
-		set = make(map[string]struct{}, 1)
+		set = &userSockets{}
 		p.users[userID] = set
 	}
-	if _, dup := set[socketID]; dup {
+	if set.has(socketID) {
 		return false, nil
 	}
-	set[socketID] = struct{}{}
+	set.add(socketID)
 	p.sockets++
-	return len(set) == 1, nil
+	return set.len() == 1, nil
 }
 
 // Remove implements Presence.
@@ -51,15 +100,12 @@ func (p *MemoryPresence) Remove(ctx context.Context, userID, socketID string) (b
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	set, ok := p.users[userID]
-	if !ok {
+	if !ok || !set.has(socketID) {
 		return false, nil
 	}
-	if _, ok := set[socketID]; !ok {
-		return false, nil
-	}
-	delete(set, socketID)
+	set.remove(socketID)
 	p.sockets--
-	if len(set) > 0 {
+	if set.len() > 0 {
 		return false, nil
 	}
 	delete(p.users, userID)
@@ -109,5 +155,8 @@ func (p *MemoryPresence) UserSockets(ctx context.Context, userID string) (int, e
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.users[userID]), nil
+	if set, ok := p.users[userID]; ok {
+		return set.len(), nil
+	}
+	return 0, nil
 }
