@@ -41,10 +41,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzBytesJSON$$' -fuzztime=$(FUZZTIME) ./events
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/msgpack
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateRoom$$' -fuzztime=$(FUZZTIME) ./socketio
-	$(GO) test -run='^$$' -fuzz='^FuzzWireArg$$' -fuzztime=$(FUZZTIME) ./socketio
-	$(GO) test -run='^$$' -fuzz='^FuzzMsgpackDecoder$$' -fuzztime=$(FUZZTIME) ./socketio
 	$(GO) test -run='^$$' -fuzz='^FuzzForwardedClientIP$$' -fuzztime=$(FUZZTIME) ./socketio
-	$(GO) test -run='^$$' -fuzz='^FuzzFrameTracker$$' -fuzztime=$(FUZZTIME) ./socketio
+	$(GO) test -run='^$$' -fuzz='^FuzzPollingPayload$$' -fuzztime=$(FUZZTIME) ./socketio/engineio
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./socketio/internal/parser
+	$(GO) test -run='^$$' -fuzz='^FuzzSplitArray$$' -fuzztime=$(FUZZTIME) ./socketio/internal/parser
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendEvent$$' -fuzztime=$(FUZZTIME) ./socketio/internal/parser
+	$(GO) test -run='^$$' -fuzz='^FuzzMsgpackDecoder$$' -fuzztime=$(FUZZTIME) ./socketio/internal/parser
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeClassic$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSharded$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStreamEntry$$' -fuzztime=$(FUZZTIME) ./adapter
@@ -52,6 +54,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./adapter
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./bench/internal/eio
 	$(GO) test -run='^$$' -fuzz='^FuzzScanEvent$$' -fuzztime=$(FUZZTIME) ./bench/internal/eio
+	$(GO) test -run='^$$' -fuzz='^FuzzCutPayload$$' -fuzztime=$(FUZZTIME) ./bench/internal/eio
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...

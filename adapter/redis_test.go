@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	upredis "github.com/zishang520/socket.io/adapters/redis/v3"
-	upemitter "github.com/zishang520/socket.io/adapters/redis/v3/emitter"
 
+	"github.com/herald-rt/herald/internal/nodeclient"
 	"github.com/herald-rt/herald/internal/redistest"
 )
 
@@ -466,17 +465,21 @@ func TestRedisPresenceConfig(t *testing.T) {
 	}
 }
 
-// TestUpstreamGoEmitter: a Go service using the upstream emitter
-// (zishang520/socket.io/adapters/redis) reaches herald nodes.
-func TestUpstreamGoEmitter(t *testing.T) {
+// TestNodeEmitterMessages: a service using Node's @socket.io/redis-emitter
+// reaches herald nodes, several arguments and broadcasts included. (The Go
+// emitter of zishang520/socket.io, which speaks the same protocol, was
+// tested here while herald depended on that module.)
+func TestNodeEmitterMessages(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(t)
 	_, in := newBroker(t, c, RedisPubSub)
-	em := upemitter.NewEmitter(upredis.NewRedisClient(context.Background(), c), nil)
-	if err := em.To("user:1").Emit("job_progress", map[string]any{"jobId": "j1", "progress": 5}, "second"); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	em := nodeclient.StartEmitter(ctx, t, nodeclient.EmitterOptions{RedisURL: srv.URL()})
+	if _, err := em.Emit(ctx, nodeclient.Emission{To: []string{"user:1"}, Event: "job_progress", Args: []any{map[string]any{"jobId": "j1", "progress": 5}, "second"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := em.Emit("everyone", 1.5); err != nil {
+	if _, err := em.Emit(ctx, nodeclient.Emission{Event: "everyone", Args: []any{1.5}}); err != nil {
 		t.Fatal(err)
 	}
 	got := in.waitN(t, 2)

@@ -15,12 +15,15 @@ import (
 
 	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/auth"
+	"github.com/herald-rt/herald/socketio/engineio"
 )
 
 // TokenVerifier checks a handshake token and says who presents it.
 // *auth.Verifier implements it; a service with its own token format can
 // supply another implementation. Verify's errors should wrap one of the auth
-// package's sentinels, whose codes reach the client.
+// package's sentinels, whose codes reach the client. The Server keeps the
+// Principal it returns (Socket.Claim reads its Claims): Verify must return
+// a Principal it does not change afterwards.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (auth.Principal, error)
 }
@@ -47,13 +50,17 @@ const (
 	DefaultExpiryWarning         = time.Minute
 	DefaultEventRate             = 100
 	DefaultHandshakeRate         = 50
+	DefaultMaxPendingConnections = 100
 	DefaultMaxConnectionsPerUser = 100
 	DefaultShutdownDrain         = 5 * time.Second
 	DefaultMaxRoomsPerSocket     = 100
 	DefaultPingInterval          = 25 * time.Second
 	DefaultPingTimeout           = 20 * time.Second
 	DefaultConnectTimeout        = 45 * time.Second
-	DefaultMaxHTTPBufferSize     = 1_000_000
+	DefaultMaxHTTPBufferSize     = engineio.DefaultMaxPayload
+	DefaultMaxBufferedBytes      = engineio.DefaultMaxBufferedBytes
+	DefaultPollBodyTimeout       = engineio.DefaultPollBodyTimeout
+	DefaultMaxPayloadPackets     = engineio.DefaultMaxPayloadPackets
 	DefaultAckTimeout            = 10 * time.Second
 	DefaultHandlerTimeout        = 30 * time.Second
 )
@@ -101,9 +108,25 @@ type Config struct {
 	// ConnectTimeout closes a connection that joins no namespace in time;
 	// 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
-	// MaxHTTPBufferSize is the largest message a client may send, in bytes;
-	// 0 means DefaultMaxHTTPBufferSize.
+	// MaxHTTPBufferSize is the largest message a client may send, in bytes
+	// (a WebSocket message, or a long-polling request body); 0 means
+	// DefaultMaxHTTPBufferSize.
 	MaxHTTPBufferSize int64
+	// MaxBufferedBytes bounds what waits to be written to one connection,
+	// in bytes. A client that does not read fast enough to stay under it
+	// (a stalled network, a frozen tab, a hostile client) has its
+	// connection closed, is counted in Stats (node.slowConsumers), and
+	// reconnects as after any network failure; nothing else slows down.
+	// 0 means DefaultMaxBufferedBytes (4 MiB).
+	MaxBufferedBytes int64
+	// PollBodyTimeout bounds how long a long-polling POST may take to
+	// deliver its body; the request is cut past it and its connection
+	// closed. 0 means DefaultPollBodyTimeout.
+	PollBodyTimeout time.Duration
+	// MaxPayloadPackets bounds the packets of one long-polling POST: past
+	// it the POST answers 400 and the connection is closed. 0 means
+	// DefaultMaxPayloadPackets.
+	MaxPayloadPackets int
 	// PerMessageDeflate enables WebSocket compression (permessage-deflate)
 	// for messages of at least 1 KiB. False (the default, as in the
 	// reference server) saves the CPU and the memory it costs per
@@ -121,9 +144,13 @@ type Config struct {
 	// namespaces get connect_error "Invalid namespace".
 	Namespaces []string
 	// AllowedOrigins lists the origins (scheme://host[:port]) browsers may
-	// connect from; "*" allows any. Empty means same-origin only: a request
-	// whose Origin header names another host is refused with 403. Requests
-	// without an Origin header (server-side clients) are always allowed.
+	// connect from; "*" allows any. Origins compare by scheme, host and
+	// port, a scheme's default port written or not. Empty means
+	// same-origin only: a request whose Origin is not the request's own
+	// scheme, host and port (the scheme is https over TLS, or with
+	// X-Forwarded-Proto: https from a proxy that ends TLS) is refused with
+	// 403. Requests without an Origin header (server-side clients) are
+	// always allowed.
 	AllowedOrigins []string
 
 	// EventRate is how many events per second a socket may send, with
@@ -140,6 +167,14 @@ type Config struct {
 	// has the proxy's address: set ClientIP (ForwardedClientIP), or raise
 	// the rate.
 	HandshakeRate int
+	// MaxPendingConnections is how many connections a client address may
+	// hold open before they join a namespace (socket.io-client joins one
+	// right after connecting; a connection that never does is closed after
+	// ConnectTimeout). A new connection beyond is refused with 429 (JSON
+	// code "rate_limited", Retry-After: 1), and the client retries, as
+	// after any network error. 0 means DefaultMaxPendingConnections; -1
+	// means no limit. Behind a proxy, set ClientIP as for HandshakeRate.
+	MaxPendingConnections int
 	// MaxConnectionsPerUser is how many sockets one user may have
 	// connected at once, across the cluster when the Presence counts
 	// cluster-wide (adapter.UserSocketCounter); a handshake beyond gets
@@ -149,7 +184,9 @@ type Config struct {
 	// DefaultMaxConnectionsPerUser; -1 means no limit.
 	MaxConnectionsPerUser int
 	// ClientIP returns the address of the client of a handshake request,
-	// for HandshakeRate; nil means the TCP peer's IP. Behind trusted
+	// for HandshakeRate; nil means the TCP peer's IP. For a CONNECT it is
+	// given the request that opened the connection (its RemoteAddr, Header
+	// and URL's query). Behind trusted
 	// proxies, ForwardedClientIP(their prefixes...) reads X-Forwarded-For,
 	// which clients cannot forge past them.
 	ClientIP func(r *http.Request) string
@@ -290,6 +327,7 @@ func (c Config) normalize() (Config, error) {
 	}{
 		{"EventRate", &c.EventRate, DefaultEventRate},
 		{"HandshakeRate", &c.HandshakeRate, DefaultHandshakeRate},
+		{"MaxPendingConnections", &c.MaxPendingConnections, DefaultMaxPendingConnections},
 		{"MaxConnectionsPerUser", &c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser},
 		{"MaxRoomsPerSocket", &c.MaxRoomsPerSocket, DefaultMaxRoomsPerSocket},
 	} {
@@ -331,6 +369,24 @@ func (c Config) normalize() (Config, error) {
 		bad("MaxHTTPBufferSize must not be negative")
 	case c.MaxHTTPBufferSize == 0:
 		c.MaxHTTPBufferSize = DefaultMaxHTTPBufferSize
+	}
+	switch {
+	case c.MaxBufferedBytes < 0:
+		bad("MaxBufferedBytes must not be negative")
+	case c.MaxBufferedBytes == 0:
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	switch {
+	case c.PollBodyTimeout < 0:
+		bad("PollBodyTimeout must not be negative")
+	case c.PollBodyTimeout == 0:
+		c.PollBodyTimeout = DefaultPollBodyTimeout
+	}
+	switch {
+	case c.MaxPayloadPackets < 0:
+		bad("MaxPayloadPackets must not be negative")
+	case c.MaxPayloadPackets == 0:
+		c.MaxPayloadPackets = DefaultMaxPayloadPackets
 	}
 	c.AllowedOrigins = slices.Clone(c.AllowedOrigins)
 	for _, o := range c.AllowedOrigins {

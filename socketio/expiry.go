@@ -6,6 +6,7 @@ import (
 
 	"github.com/herald-rt/herald/auth"
 	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/internal/timers"
 )
 
 // Token lifetime while connected. A socket's token expires at some point
@@ -24,11 +25,12 @@ const minExpiryGrace = time.Second
 // CodeUserMismatch answers a reauthenticate whose token is another user's.
 const CodeUserMismatch = "user_mismatch"
 
-// expiry holds a socket's deadline and the timers that enforce it.
+// expiry holds a socket's deadline and the timers that enforce it, on
+// the Server's timer heap.
 type expiry struct {
 	deadline time.Time
-	warn     *time.Timer
-	expire   *time.Timer
+	warn     timers.Timer
+	expire   timers.Timer
 }
 
 // scheduleExpiry (re)arms sock's timers for the token that expires at
@@ -49,8 +51,8 @@ func (s *Server) scheduleExpiry(sock *Socket, expiresAt time.Time) time.Time {
 	}
 	x := &expiry{deadline: deadline}
 	warnIn := deadline.Sub(now) - s.cfg.ExpiryWarning
-	x.warn = time.AfterFunc(max(warnIn, 0), func() { s.warnExpiry(sock, x) })
-	x.expire = time.AfterFunc(deadline.Sub(now), func() { s.expire(sock, x) })
+	s.timers.Schedule(&x.warn, max(warnIn, 0), func() { s.warnExpiry(sock, x) })
+	s.timers.Schedule(&x.expire, deadline.Sub(now), func() { s.expire(sock, x) })
 	sock.expiry = x
 	return deadline
 }
@@ -58,8 +60,8 @@ func (s *Server) scheduleExpiry(sock *Socket, expiresAt time.Time) time.Time {
 // stopExpiryLocked stops sock's timers; sock.authMu is held.
 func (sock *Socket) stopExpiryLocked() {
 	if x := sock.expiry; x != nil {
-		x.warn.Stop()
-		x.expire.Stop()
+		sock.srv.timers.Stop(&x.warn)
+		sock.srv.timers.Stop(&x.expire)
 		sock.expiry = nil
 	}
 }
@@ -93,7 +95,7 @@ func (s *Server) expire(sock *Socket, x *expiry) {
 		return
 	}
 	s.log.Info("token expired: closing the connection", "sid", sock.id, "user", sock.userID)
-	s.closeConn(sock.raw)
+	sock.client.conn.Close()
 }
 
 // reauthenticate is the built-in handler of events.Reauthenticate.

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,15 +9,14 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
-
 	"github.com/herald-rt/herald/events"
+	"github.com/herald-rt/herald/socketio/internal/parser"
 )
 
 // handler is a registered event handler: it decodes the payload, runs the
-// user's function and returns what the client's ack receives (nil for no
-// argument).
-type handler func(ctx context.Context, s *Socket, payload []byte) (result any, err error)
+// user's function and returns the arguments of the client's ack (none for
+// nil).
+type handler func(ctx context.Context, s *Socket, payload []byte) (result []json.RawMessage, err error)
 
 // On registers h for the event ev sent by clients. Payloads that do not
 // decode into T, or fail T's Validate method, are rejected before h runs;
@@ -34,7 +34,7 @@ type handler func(ctx context.Context, s *Socket, payload []byte) (result any, e
 //
 // Registering a second handler for one event name is an error.
 func On[T any](srv *Server, ev *events.Def[T], h func(ctx context.Context, s *Socket, p T) error) error {
-	return srv.register(ev.Name(), func(ctx context.Context, s *Socket, payload []byte) (any, error) {
+	return srv.register(ev.Name(), func(ctx context.Context, s *Socket, payload []byte) ([]json.RawMessage, error) {
 		p, err := ev.Decode(payload)
 		if err != nil {
 			return nil, &Error{Code: CodeInvalidPayload, Message: err.Error()}
@@ -47,7 +47,7 @@ func On[T any](srv *Server, ev *events.Def[T], h func(ctx context.Context, s *So
 // acknowledgement callback receives h's result R as its only argument, or
 // {error: {code, message}} when h fails.
 func OnAck[T, R any](srv *Server, ev *events.Def[T], h func(ctx context.Context, s *Socket, p T) (R, error)) error {
-	return srv.register(ev.Name(), func(ctx context.Context, s *Socket, payload []byte) (any, error) {
+	return srv.register(ev.Name(), func(ctx context.Context, s *Socket, payload []byte) ([]json.RawMessage, error) {
 		p, err := ev.Decode(payload)
 		if err != nil {
 			return nil, &Error{Code: CodeInvalidPayload, Message: err.Error()}
@@ -56,11 +56,11 @@ func OnAck[T, R any](srv *Server, ev *events.Def[T], h func(ctx context.Context,
 		if err != nil {
 			return nil, err
 		}
-		arg, err := resultArg(r)
+		b, err := json.Marshal(r)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("socketio: encode result: %w", err)
 		}
-		return []any{arg}, nil
+		return []json.RawMessage{b}, nil
 	})
 }
 
@@ -77,24 +77,32 @@ func (s *Server) register(name string, h handler) error {
 	return nil
 }
 
-// onEvent runs for every event a client sends, on upstream's goroutine.
-func (s *Server) onEvent(sock *Socket, args []any) {
-	name, ok := firstArg[string](args)
-	if !ok {
-		return
+// ackError is the argument of an ack that reports a failure.
+func ackError(e *Error) json.RawMessage {
+	b, _ := json.Marshal(map[string]*Error{"error": e})
+	return b
+}
+
+// onEvent handles an EVENT packet of sock, on the connection's reader: it
+// checks the rate and the handler, then queues the handler's call.
+func (s *Server) onEvent(sock *Socket, p *parser.Packet) {
+	args, err := parser.SplitArray(p.Data)
+	if err != nil || len(args) == 0 {
+		return // not reached: the parser checked the packet
 	}
+	name := eventName(args[0])
 	args = args[1:]
-	var ack socket.Ack
-	if n := len(args); n > 0 {
-		if a, ok := args[n-1].(socket.Ack); ok {
-			ack, args = a, args[:n-1]
+	reply := func(args ...json.RawMessage) {
+		if p.HasID {
+			_ = sock.client.send(ackPacket(sock.nsp.name, p.ID, args...))
 		}
+	}
+	rateLimited := func() {
+		s.log.Debug("event over Config.EventRate dropped", "sid", sock.id, "user", sock.userID, "event", name)
+		reply(ackError(&Error{Code: CodeRateLimited, Message: "too many events"}))
 	}
 	if !sock.allowEvent(time.Now()) {
-		s.log.Debug("event over Config.EventRate dropped", "sid", sock.id, "user", sock.userID, "event", name)
-		if ack != nil {
-			ack([]any{map[string]any{"error": Error{Code: CodeRateLimited, Message: "too many events"}}}, nil)
-		}
+		rateLimited()
 		return
 	}
 	s.mu.RLock()
@@ -102,39 +110,43 @@ func (s *Server) onEvent(sock *Socket, args []any) {
 	s.mu.RUnlock()
 	if h == nil {
 		s.log.Debug("event without handler", "sid", sock.id, "event", name)
-		if ack != nil {
-			ack([]any{map[string]any{"error": Error{Code: CodeUnknownEvent, Message: "no handler for this event"}}}, nil)
-		}
+		reply(ackError(&Error{Code: CodeUnknownEvent, Message: "no handler for this event"}))
 		return
 	}
 	var payload []byte
 	if len(args) > 0 {
-		b, err := argJSON(args[0])
-		if err != nil {
-			b = nil // rejected by the handler as not a JSON object
-		}
-		payload = b
+		payload = args[0]
 	}
-	sock.tasks.push(s, func(context.Context) {
+	queued := sock.tasks.push(s, func(context.Context) {
 		ctx, cancel := context.WithTimeout(sock.ctx, s.cfg.HandlerTimeout)
 		defer cancel()
 		result, err := s.runHandler(ctx, sock, name, h, payload)
-		if ack == nil {
-			return
-		}
 		if err != nil {
-			ack([]any{map[string]any{"error": clientError(err)}}, nil)
+			reply(ackError(clientError(err)))
 			return
 		}
-		if r, ok := result.([]any); ok {
-			ack(r, nil)
-			return
-		}
-		ack([]any{}, nil)
+		reply(result...)
 	})
+	if !queued {
+		rateLimited()
+	}
 }
 
-func (s *Server) runHandler(ctx context.Context, sock *Socket, name string, h handler, payload []byte) (result any, err error) {
+// eventName returns the event name of an EVENT packet's first element: a
+// JSON string, or the text of a number (which no handler is registered
+// for).
+func eventName(js json.RawMessage) string {
+	if len(js) >= 2 && js[0] == '"' && !bytes.ContainsAny(js, `\`) {
+		return string(js[1 : len(js)-1])
+	}
+	var name string
+	if json.Unmarshal(js, &name) != nil {
+		return string(js)
+	}
+	return name
+}
+
+func (s *Server) runHandler(ctx context.Context, sock *Socket, name string, h handler, payload []byte) (result []json.RawMessage, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("handler panicked", "event", name, "sid", sock.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -155,8 +167,9 @@ func (s *Server) runHandler(ctx context.Context, sock *Socket, name string, h ha
 
 // Emit sends ev with payload p to one socket. It fails with an error
 // wrapping events.ErrInvalidPayload for a payload that does not validate,
-// ErrDisconnected for a socket that is gone, and ErrServerClosed after
-// Shutdown began.
+// ErrDisconnected for a socket that is gone (or whose connection is closed
+// as a slow consumer by this emit), and ErrServerClosed after Shutdown
+// began.
 func Emit[T any](ctx context.Context, s *Socket, ev *events.Def[T], p T) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -168,10 +181,22 @@ func Emit[T any](ctx context.Context, s *Socket, ev *events.Def[T], p T) error {
 	if err != nil {
 		return err
 	}
-	if !s.Connected() {
+	return s.srv.sendEvent(s, ev.Name(), data)
+}
+
+// sendEvent queues the event name with one argument for sock.
+func (s *Server) sendEvent(sock *Socket, name string, data json.RawMessage) error {
+	if !sock.Connected() {
 		return ErrDisconnected
 	}
-	return s.raw.Emit(ev.Name(), wireArg(data))
+	msgs, err := s.encodeEvent(sock.nsp.name, name, []json.RawMessage{data}, "")
+	if err != nil {
+		return err
+	}
+	if err := sock.client.conn.Send(msgs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	return nil
 }
 
 // EmitWithAck sends ev to one socket and waits for the client's
@@ -197,43 +222,35 @@ func EmitWithAck[T, R any](ctx context.Context, s *Socket, ev *events.Def[T], p 
 	if timeout <= 0 {
 		return zero, context.DeadlineExceeded
 	}
-	type reply struct {
-		args []any
-		err  error
-	}
-	replies := make(chan reply, 1)
-	s.emitMu.Lock()
 	if !s.Connected() {
-		s.emitMu.Unlock()
 		return zero, ErrDisconnected
 	}
-	err = s.raw.Timeout(timeout).Emit(ev.Name(), wireArg(data), socket.Ack(func(args []any, err error) {
-		select {
-		case replies <- reply{args, err}:
-		default:
-		}
-	}))
-	s.emitMu.Unlock()
+	id, replies, ok := s.acks.add()
+	if !ok {
+		return zero, fmt.Errorf("%w: %d acknowledgements pending", ErrAckTimeout, maxPendingAcks)
+	}
+	defer s.acks.drop(id)
+	arr, err := appendArray(nil, ev.Name(), []json.RawMessage{data})
 	if err != nil {
 		return zero, err
 	}
+	if err := s.client.send(&parser.Packet{Type: parser.Event, Nsp: s.nsp.name, ID: id, HasID: true, Data: arr}); err != nil {
+		return zero, fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
-	case r := <-replies:
-		if r.err != nil {
-			return zero, fmt.Errorf("%w: %s after %v", ErrAckTimeout, ev.Name(), timeout)
-		}
-		if len(r.args) == 0 {
+	case args := <-replies:
+		if len(args) == 0 {
 			return zero, nil
 		}
-		b, err := argJSON(r.args[0])
-		if err != nil {
-			return zero, fmt.Errorf("%w: %w", ErrInvalidAck, err)
-		}
 		var out R
-		if err := json.Unmarshal(b, &out); err != nil {
+		if err := json.Unmarshal(args[0], &out); err != nil {
 			return zero, fmt.Errorf("%w: %w", ErrInvalidAck, err)
 		}
 		return out, nil
+	case <-timer.C:
+		return zero, fmt.Errorf("%w: %s after %v", ErrAckTimeout, ev.Name(), timeout)
 	case <-s.ctx.Done():
 		return zero, ErrDisconnected
 	case <-ctx.Done():

@@ -49,6 +49,9 @@ func startServerWith(t testing.TB, cfg socketio.Config, wrap func(http.Handler) 
 		// TestHandshakeRate tests the limit itself.
 		cfg.HandshakeRate = -1
 	}
+	if cfg.MaxPendingConnections == 0 {
+		cfg.MaxPendingConnections = -1 // likewise
+	}
 	srv, err := socketio.New(cfg)
 	if err != nil {
 		t.Fatal(err)

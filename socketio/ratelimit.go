@@ -80,3 +80,45 @@ func (s *Server) clientIP(r *http.Request) string {
 	}
 	return host
 }
+
+// pendingConns counts, per client address, the connections that have not
+// joined a namespace yet (Config.MaxPendingConnections): what an address
+// can hold open without ever authenticating.
+type pendingConns struct {
+	max int
+
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newPendingConns(max int) *pendingConns {
+	return &pendingConns{max: max, n: make(map[string]int)}
+}
+
+// full reports whether ip holds its maximum of pending connections. It is
+// checked before a connection opens and counted once it has: concurrent
+// handshakes of one address may pass the maximum by as many.
+func (p *pendingConns) full(ip string) bool {
+	if p.max < 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n[ip] >= p.max
+}
+
+func (p *pendingConns) add(ip string) {
+	p.mu.Lock()
+	p.n[ip]++
+	p.mu.Unlock()
+}
+
+func (p *pendingConns) done(ip string) {
+	p.mu.Lock()
+	if p.n[ip] <= 1 {
+		delete(p.n, ip)
+	} else {
+		p.n[ip]--
+	}
+	p.mu.Unlock()
+}

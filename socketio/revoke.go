@@ -2,7 +2,6 @@ package socketio
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/herald-rt/herald/adapter"
@@ -67,28 +66,26 @@ func publishDisconnect(ctx context.Context, b adapter.Broker, nsps []string, roo
 // on a goroutine of its own: a Broker may deliver under its locks, and a
 // disconnect persists sessions through it.
 func (s *Server) disconnectLocal(m adapter.Message) {
-	nsp, ok := s.namespaces[m.Namespace]
-	if !ok {
+	nsp := s.nsps[wireNamespace(m.Namespace)]
+	if nsp == nil {
 		return
 	}
 	s.goroutine(func(context.Context) {
-		op := nsp.Local()
-		if len(m.Rooms) > 0 {
-			op = op.To(toRooms(m.Rooms)...)
-		}
-		if len(m.Except) > 0 {
-			op = op.Except(toRooms(m.Except)...)
-		}
-		if !m.Close {
+		socks := nsp.members(m.Rooms, m.Except)
+		s.log.Info("disconnecting sockets on request", "rooms", m.Rooms, "namespace", nsp.name, "reason", m.Reason, "sockets", len(socks))
+		for _, sock := range socks {
+			if m.Close {
+				sock.client.close()
+				continue
+			}
 			data, err := events.ServerDisconnect.Encode(events.ServerDisconnectPayload{Reason: m.Reason}, s.cfg.Now())
 			if err == nil {
-				err = op.Emit(events.ServerDisconnect.Name(), json.RawMessage(data))
+				err = s.sendEvent(sock, events.ServerDisconnect.Name(), data)
 			}
 			if err != nil {
-				s.log.Debug("server_disconnect not sent", "err", err)
+				s.log.Debug("server_disconnect not sent", "sid", sock.id, "err", err)
 			}
+			sock.Disconnect()
 		}
-		s.log.Info("disconnecting sockets on request", "rooms", m.Rooms, "namespace", wireNamespace(m.Namespace), "reason", m.Reason)
-		op.DisconnectSockets(m.Close)
 	})
 }

@@ -3,16 +3,15 @@ package socketio
 import (
 	"context"
 	"fmt"
-	"maps"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
-
 	"github.com/herald-rt/herald/auth"
+	"github.com/herald-rt/herald/socketio/engineio"
+	"github.com/herald-rt/herald/socketio/internal/parser"
 )
 
 // UserRoomPrefix starts the name of every user's room.
@@ -49,22 +48,24 @@ func checkName(sentinel error, name string, max int) error {
 	return nil
 }
 
-// Socket is one connection of an authenticated user. Methods are safe for
-// concurrent use.
+// Socket is one connection of an authenticated user to one namespace.
+// Methods are safe for concurrent use.
 type Socket struct {
 	srv       *Server
-	raw       *socket.Socket
+	client    *client
+	nsp       *nspState
 	id        string
-	nsp       string // "/" or a name of Config.Namespaces
+	pid       string // private session id, for recovery ("" when off)
 	userID    string
 	principal auth.Principal
 
 	ctx    context.Context // ends when the socket disconnects
 	cancel context.CancelFunc
-	once   sync.Once // guards the disconnect bookkeeping
+	once   sync.Once // guards the disconnect
 
-	emitMu sync.Mutex // upstream's Timeout flag is per socket, not per call
-	tasks  serialQueue
+	rooms []string // its user's room and the rooms it joined; guarded by nsp.mu
+
+	tasks serialQueue
 
 	authMu sync.Mutex // guards principal (after a reauthenticate) and expiry
 	expiry *expiry
@@ -72,6 +73,8 @@ type Socket struct {
 	rateMu sync.Mutex // the event token bucket (Config.EventRate)
 	tokens float64
 	filled time.Time
+
+	acks acks // EmitWithAck calls waiting for the client
 }
 
 // allowEvent takes a token from the socket's event bucket, which holds
@@ -96,14 +99,14 @@ func (s *Socket) allowEvent(now time.Time) bool {
 	return true
 }
 
-func newSocket(srv *Server, raw *socket.Socket, p auth.Principal) *Socket {
+func newSocket(srv *Server, c *client, nsp *nspState, id, pid string, p auth.Principal) *Socket {
 	ctx, cancel := context.WithCancel(srv.ctx)
-	p.Claims = maps.Clone(p.Claims)
 	return &Socket{
 		srv:       srv,
-		raw:       raw,
-		id:        string(raw.Id()),
-		nsp:       raw.Nsp().Name(),
+		client:    c,
+		nsp:       nsp,
+		id:        id,
+		pid:       pid,
 		userID:    p.UserID,
 		principal: p,
 		ctx:       ctx,
@@ -117,7 +120,7 @@ func (s *Socket) ID() string { return s.id }
 // Namespace returns the namespace the socket belongs to: "/" or one of
 // Config.Namespaces. A client connection that joined several namespaces
 // has one Socket in each.
-func (s *Socket) Namespace() string { return s.nsp }
+func (s *Socket) Namespace() string { return s.nsp.name }
 
 // UserID returns the authenticated user's id.
 func (s *Socket) UserID() string { return s.userID }
@@ -140,7 +143,6 @@ func (s *Socket) Claim(name string) (any, bool) {
 
 // setPrincipal replaces the socket's token after a reauthenticate.
 func (s *Socket) setPrincipal(p auth.Principal) {
-	p.Claims = maps.Clone(p.Claims)
 	s.authMu.Lock()
 	defer s.authMu.Unlock()
 	s.principal = p
@@ -150,15 +152,10 @@ func (s *Socket) setPrincipal(p auth.Principal) {
 func (s *Socket) Context() context.Context { return s.ctx }
 
 // Connected reports whether the socket is still connected.
-func (s *Socket) Connected() bool { return s.ctx.Err() == nil && s.raw.Connected() }
+func (s *Socket) Connected() bool { return s.ctx.Err() == nil }
 
 // Transport returns "polling" or "websocket".
-func (s *Socket) Transport() string {
-	if conn := s.raw.Conn(); conn != nil && conn.Transport() != nil {
-		return conn.Transport().Name()
-	}
-	return ""
-}
+func (s *Socket) Transport() string { return s.client.conn.Transport() }
 
 // Join adds the socket to room. User rooms (UserRoomPrefix) are managed by
 // the Server and cannot be joined. A socket may be in
@@ -173,12 +170,18 @@ func (s *Socket) Join(room string) error {
 	if !s.Connected() {
 		return ErrDisconnected
 	}
-	rooms := s.raw.Rooms()
-	// Its own room and its user's room do not count.
-	if max := s.srv.cfg.MaxRoomsPerSocket; max >= 0 && !rooms.Has(socket.Room(room)) && rooms.Len()-2 >= max {
+	if room == s.id || s.nsp.inRoom(s, room) {
+		return nil
+	}
+	// Its user's room does not count.
+	if max := s.srv.cfg.MaxRoomsPerSocket; max >= 0 && len(s.nsp.roomsOf(s))-2 >= max {
 		return fmt.Errorf("%w: %d rooms already (Config.MaxRoomsPerSocket)", ErrTooManyRooms, max)
 	}
-	s.raw.Join(socket.Room(room))
+	s.nsp.join(s, room)
+	if !s.Connected() {
+		s.nsp.leave(s, room) // disconnected meanwhile: its rooms are gone
+		return ErrDisconnected
+	}
 	return nil
 }
 
@@ -190,26 +193,88 @@ func (s *Socket) Leave(room string) error {
 	if strings.HasPrefix(room, UserRoomPrefix) {
 		return fmt.Errorf("%w: %q: user rooms are managed by the server", ErrInvalidRoom, room)
 	}
-	s.raw.Leave(socket.Room(room))
+	s.nsp.leave(s, room)
 	return nil
 }
 
 // Disconnect ends the socket. The client sees "io server disconnect" and
 // does not reconnect by itself.
 func (s *Socket) Disconnect() {
-	s.raw.Disconnect(false)
+	if !s.Connected() {
+		return
+	}
+	_ = s.client.send(&parser.Packet{Type: parser.Disconnect, Nsp: s.nsp.name})
+	s.onClose(reasonServerNamespaceDisconnect)
 }
 
+// Disconnect reasons of the Socket.IO layer, as Node's socket.io words
+// them (the Engine.IO ones come from package engineio).
+const (
+	reasonServerNamespaceDisconnect = "server namespace disconnect"
+	reasonClientNamespaceDisconnect = "client namespace disconnect"
+	reasonForcedServerClose         = "forced server close"
+	reasonServerShuttingDown        = "server shutting down"
+)
+
+// recoverable are the disconnect reasons after which a session is kept
+// for connection-state recovery (Node's RECOVERABLE_DISCONNECT_REASONS).
+func recoverable(reason string) bool {
+	switch reason {
+	case engineio.ReasonTransportError, engineio.ReasonTransportClose, engineio.ReasonForcedClose,
+		engineio.ReasonPingTimeout, reasonServerShuttingDown, reasonForcedServerClose:
+		return true
+	}
+	return false
+}
+
+// onPacket handles a packet of the socket's namespace.
+func (s *Socket) onPacket(p *parser.Packet) {
+	switch p.Type {
+	case parser.Event:
+		s.srv.onEvent(s, p)
+	case parser.Ack:
+		s.acks.answer(p)
+	case parser.Disconnect:
+		s.client.removeSocket(s)
+		s.onClose(reasonClientNamespaceDisconnect)
+	}
+}
+
+// onClose disconnects the socket, once: its session is kept for recovery
+// when the reason allows it, it leaves its rooms, and the Server forgets
+// it.
+func (s *Socket) onClose(reason string) {
+	s.once.Do(func() {
+		if s.srv.recoverer != nil && recoverable(reason) && s.srv.ctx.Err() == nil {
+			s.srv.persist(s)
+		}
+		s.nsp.remove(s)
+		s.client.removeSocket(s)
+		s.srv.onDisconnect(s, reason)
+	})
+}
+
+// maxQueuedEvents bounds the events of one socket waiting for their
+// handler; the ones beyond are refused as over the rate.
+const maxQueuedEvents = 1024
+
 // serialQueue runs a socket's handler calls one at a time, in arrival
-// order, on a goroutine of the Server that exists only while work is queued.
+// order, on a goroutine of the Server that exists only while work is
+// queued. It holds at most maxQueuedEvents tasks.
 type serialQueue struct {
 	mu      sync.Mutex
 	tasks   []func(context.Context)
 	running bool
 }
 
+// push queues task; it reports false when the queue is full or the Server
+// has stopped.
 func (q *serialQueue) push(srv *Server, task func(context.Context)) bool {
 	q.mu.Lock()
+	if len(q.tasks) >= maxQueuedEvents {
+		q.mu.Unlock()
+		return false
+	}
 	q.tasks = append(q.tasks, task)
 	if q.running {
 		q.mu.Unlock()

@@ -40,6 +40,11 @@ type NodeStats struct {
 	Users     int `json:"users"`     // their distinct users
 }
 
+// SlowConsumers returns how many connections this node has closed since
+// it started because their client did not read what was sent to it
+// (Config.MaxBufferedBytes).
+func (s *Server) SlowConsumers() int64 { return s.engine.SlowConsumers() }
+
 // Stats returns a snapshot of the connected sockets and online users. With
 // a cluster Presence (adapter.RedisPresence) the counts cover every node;
 // if the store does not answer, Stats falls back to this node's own counts

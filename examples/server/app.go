@@ -47,7 +47,8 @@ type appConfig struct {
 	// Parser is socketio.Config.Parser; "" = the default parser.
 	Parser string
 	// PingInterval, PingTimeout and HandshakeRate are socketio.Config's;
-	// 0 = its defaults.
+	// 0 = its defaults. A HandshakeRate of -1 also lifts
+	// MaxPendingConnections (load tests from one address).
 	PingInterval  time.Duration
 	PingTimeout   time.Duration
 	HandshakeRate int
@@ -102,6 +103,9 @@ func newApp(cfg appConfig) (*app, error) {
 		PingInterval:      cfg.PingInterval,
 		PingTimeout:       cfg.PingTimeout,
 		HandshakeRate:     cfg.HandshakeRate,
+	}
+	if cfg.HandshakeRate < 0 {
+		scfg.MaxPendingConnections = -1 // load tests from one address
 	}
 	if cfg.TrustedProxies != nil {
 		scfg.ClientIP = socketio.ForwardedClientIP(cfg.TrustedProxies...)

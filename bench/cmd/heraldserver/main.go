@@ -151,6 +151,7 @@ func newBenchServer(cfg config) (*benchServer, error) {
 		// The Node server has none of these limits, and the load generator
 		// connects thousands of clients per second from one address.
 		HandshakeRate:         -1,
+		MaxPendingConnections: -1,
 		MaxConnectionsPerUser: -1,
 		EventRate:             -1,
 		ShutdownDrain:         -1,

@@ -35,6 +35,7 @@ func startBenchServer(t *testing.T) *benchServer {
 	srv, err := socketio.New(socketio.Config{
 		Verifier:              v,
 		HandshakeRate:         -1,
+		MaxPendingConnections: -1,
 		MaxConnectionsPerUser: -1,
 		EventRate:             -1,
 		ShutdownDrain:         -1,

@@ -78,12 +78,6 @@ func scanJSONAt(js []byte, flags scanFlags, depth int) (jsonScan, error) {
 	return s, nil
 }
 
-// validJSON reports whether js is one JSON value (see jsonScan).
-func validJSON(js []byte) error {
-	_, err := scanJSON(js, 0)
-	return err
-}
-
 func (s *jsonScan) fail(what string) error {
 	return invalidf("JSON: %s at offset %d", what, s.pos)
 }
