@@ -20,6 +20,8 @@ type client struct {
 	ip      string         // the client's address, for Config.HandshakeRate
 	decoder parser.Decoder // used by OnMessage only
 
+	attachments int64 // bytes of the binary packet being received (OnMessage only)
+
 	connectTimer timers.Timer
 
 	mu      sync.Mutex
@@ -64,6 +66,19 @@ func (c *client) OnMessage(_ *engineio.Session, data []byte, binary bool) {
 	if closed {
 		return
 	}
+	if c.srv.cfg.Parser == ParserDefault && (binary || len(data) > 0 && (data[0] == '5' || data[0] == '6')) {
+		// Binary packets and their attachments: only from a client that
+		// joined a namespace, and at most MaxHTTPBufferSize of them
+		// held at once.
+		c.mu.Lock()
+		joined := len(c.sockets) > 0
+		c.mu.Unlock()
+		if c.attachments += int64(len(data)); !joined || c.attachments > c.srv.cfg.MaxHTTPBufferSize {
+			c.srv.log.Debug("binary packet refused: closing the connection", "sid", c.conn.ID(), "joined", joined)
+			c.close()
+			return
+		}
+	}
 	p, err := c.decoder.Add(parser.Message{Data: data, Binary: binary})
 	if err != nil {
 		c.srv.log.Debug("invalid packet: closing the connection", "sid", c.conn.ID(), "err", err)
@@ -73,6 +88,7 @@ func (c *client) OnMessage(_ *engineio.Session, data []byte, binary bool) {
 	if p == nil {
 		return // a binary packet waits for its attachments
 	}
+	c.attachments = 0
 	sock := c.socketIn(p.Nsp)
 	switch {
 	case sock == nil && p.Type == parser.Connect:

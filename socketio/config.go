@@ -238,7 +238,8 @@ type Config struct {
 
 	// OnPresence is called once per user transition between offline and
 	// online, in order, on a goroutine of the Server, never under its locks.
-	// Nil means no callback.
+	// At most 100,000 transitions wait for it: a callback that falls that
+	// far behind misses the next ones (logged). Nil means no callback.
 	OnPresence func(ctx context.Context, ev PresenceEvent)
 	// BroadcastPresence sends user_online and user_offline to connected
 	// clients. False (the default) tells clients nothing about who else is

@@ -64,11 +64,21 @@ func (s *Server) connect(c *client, p *parser.Packet) {
 	id, pid := engineio.NewID(), ""
 	rooms := []string{UserRoom(principal.UserID)}
 	var rest *restore
+	var missed []*engineio.Message
 	if s.recoverer != nil {
 		var refused bool
 		if rest, refused = s.restore(authObj, principal.UserID); refused {
 			c.connectError(p.Nsp, "unauthorized", CodeRecoveryRefused)
 			return
+		}
+		if rest != nil {
+			if missed, err = s.encodeMissed(nsp, rest.missed); err != nil {
+				// More than the connection could take at once, or
+				// unencodable: a new session, as for one that expired.
+				s.log.Warn("session not recovered", "sid", rest.session.SocketID, "err", err)
+				rest.done(true)
+				rest, missed = nil, nil
+			}
 		}
 		if rest != nil {
 			id, pid = rest.session.SocketID, rest.session.PID
@@ -82,28 +92,39 @@ func (s *Server) connect(c *client, p *parser.Packet) {
 		}
 	}
 
+	// Registered step by step, each step found by what may disconnect the
+	// socket meanwhile (DisconnectUser, Shutdown, the connection's close):
+	// Socket.onClose cancels the socket's context first, and every step
+	// refuses a cancelled socket, so nothing is left behind.
 	sock := newSocket(s, c, nsp, id, pid, principal)
-	nsp.add(sock, rooms)
 	s.mu.Lock()
 	s.sockets[id] = sock
 	s.mu.Unlock()
-	// Presence before the client hears of the socket; a disconnect
-	// (OnClose) cannot interleave: it waits for this packet's handling.
+	nsp.add(sock, rooms)
 	s.presenceMu.Lock()
-	first, err := s.cfg.Presence.Add(s.ctx, sock.userID, sock.id)
-	if first {
-		s.notes.push(PresenceEvent{UserID: sock.userID, Online: true, Time: s.cfg.Now()})
+	if sock.Connected() {
+		ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
+		first, err := s.cfg.Presence.Add(ctx, sock.userID, sock.id)
+		cancel()
+		if first {
+			s.notes.push(PresenceEvent{UserID: sock.userID, Online: true, Time: s.cfg.Now()})
+		}
+		if err != nil {
+			s.log.Error("presence add failed", "user", sock.userID, "err", err)
+		}
 	}
 	s.presenceMu.Unlock()
-	if err != nil {
-		s.log.Error("presence add failed", "user", sock.userID, "err", err)
-	}
-	if !c.addSocket(sock) {
-		// The client closed meanwhile.
+	if !c.addSocket(sock) || !sock.Connected() || s.closing.Load() {
+		// The connection closed, the socket was disconnected, or Shutdown
+		// began (and may have missed this socket) meanwhile.
 		if rest != nil {
 			rest.done(false)
 		}
+		c.removeSocket(sock)
 		sock.onClose(engineio.ReasonTransportClose)
+		if s.closing.Load() {
+			c.conn.Close()
+		}
 		return
 	}
 	// The CONNECT answer, the missed events of a recovered session and
@@ -113,10 +134,7 @@ func (s *Server) connect(c *client, p *parser.Packet) {
 		PID string `json:"pid,omitempty"`
 	}{id, pid})
 	msgs, err := s.parser.Encode(&parser.Packet{Type: parser.Connect, Nsp: nsp.name, Data: answer})
-	out := engineMessages(msgs)
-	if err == nil && rest != nil {
-		out, err = s.appendMissed(out, sock, rest.missed)
-	}
+	out := append(engineMessages(msgs), missed...)
 	if err == nil {
 		var greeting json.RawMessage
 		if greeting, err = events.Authenticated.Encode(events.AuthenticatedPayload{UserID: sock.userID}, s.cfg.Now()); err == nil {
@@ -132,15 +150,17 @@ func (s *Server) connect(c *client, p *parser.Packet) {
 		rest.done(err == nil)
 	}
 	if err != nil {
-		// The connection is gone (OnClose disconnects the socket), or a
-		// missed event does not encode.
-		s.log.Warn("handshake not answered", "sid", sock.id, "err", err)
+		// The connection is gone (OnClose disconnects the socket).
+		s.log.Debug("handshake not answered", "sid", sock.id, "err", err)
 		c.close()
 		return
 	}
 	s.scheduleExpiry(sock, principal.ExpiresAt)
 	s.log.Debug("socket connected", "sid", sock.id, "user", sock.userID, "transport", sock.Transport(), "recovered", rest != nil)
 }
+
+// presenceTimeout bounds one call to the Presence store.
+const presenceTimeout = 5 * time.Second
 
 // authenticate finds the token of a CONNECT (its auth object, the
 // handshake's Authorization header, or Config.TokenQueryParam) and
@@ -229,16 +249,29 @@ func (s *Server) restore(authObj map[string]any, userID string) (rest *restore, 
 	return &restore{session: sess, missed: missed, done: done}, false
 }
 
-// appendMissed appends the events a recovered socket missed, in order,
-// each with its offset as the last argument.
-func (s *Server) appendMissed(out []*engineio.Message, sock *Socket, missed []adapter.Message) ([]*engineio.Message, error) {
+// errTooManyMissed: a session's missed events would take more than half
+// of Config.MaxBufferedBytes.
+var errTooManyMissed = errors.New("socketio: too many missed events to replay")
+
+// encodeMissed encodes the events a recovered socket missed in namespace
+// nsp, in order, each with its offset as the last argument. It fails when
+// they would not fit in the connection's buffer.
+func (s *Server) encodeMissed(nsp *nspState, missed []adapter.Message) ([]*engineio.Message, error) {
+	var out []*engineio.Message
+	size, budget := 0, s.cfg.MaxBufferedBytes/2
 	for _, m := range missed {
-		if m.Namespace != sock.nsp.key {
+		if m.Namespace != nsp.key {
 			continue // the log holds every namespace's messages
 		}
-		msgs, err := s.encodeEvent(sock.nsp.name, m.Event, m.Args, m.Offset)
+		msgs, err := s.encodeEvent(nsp.name, m.Event, m.Args, m.Offset)
 		if err != nil {
 			return nil, fmt.Errorf("socketio: missed event %s: %w", m.Event, err)
+		}
+		for _, e := range msgs {
+			size += len(e.Data()) + 16
+		}
+		if int64(size) > budget {
+			return nil, fmt.Errorf("%w (%d events)", errTooManyMissed, len(missed))
 		}
 		out = append(out, msgs...)
 	}

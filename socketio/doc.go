@@ -27,11 +27,20 @@
 // Config.BroadcastPresence is set (Config.PresenceVisible filters who may
 // see whom).
 //
+// # Protocol
+//
+// The Server speaks Engine.IO v4 (package engineio) and Socket.IO v5
+// itself, answering as Node's engine.io 6.6 and socket.io 4.8 do; where it
+// deliberately differs, and the bound on every buffer a client can grow,
+// are in docs/protocol.md. An idle WebSocket costs no goroutine on Linux
+// (an epoll poller watches it); emits to many sockets are encoded once.
+//
 // # Concurrency
 //
 // Every method of Server and Socket is safe for concurrent use. The
-// goroutines a Server starts (presence notifications, event handlers) end
-// when Shutdown returns. Handlers of one socket run one at a time in the
+// goroutines a Server starts (its timers, the WebSocket poller and
+// writers, presence notifications, event handlers) end when Shutdown
+// returns. Handlers of one socket run one at a time in the
 // order the client sent the events; different sockets' handlers run
 // concurrently. OnPresence runs on one goroutine, in transition order,
 // never under the Server's locks.

@@ -117,7 +117,7 @@ func (s *Server) onEvent(sock *Socket, p *parser.Packet) {
 	if len(args) > 0 {
 		payload = args[0]
 	}
-	queued := sock.tasks.push(s, func(context.Context) {
+	queued := sock.tasks.push(s, len(p.Data), func(context.Context) {
 		ctx, cancel := context.WithTimeout(sock.ctx, s.cfg.HandlerTimeout)
 		defer cancel()
 		result, err := s.runHandler(ctx, sock, name, h, payload)

@@ -732,3 +732,71 @@ func TestHostileOrigins(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileBinaryBeforeConnect: binary packets (whose attachments the
+// server must hold until the last arrives) are refused from a connection
+// that has joined no namespace, and a connection may hold at most
+// Config.MaxHTTPBufferSize of attachments at once: an unauthenticated
+// client cannot make the server hold ten attachments of a megabyte each.
+func TestHostileBinaryBeforeConnect(t *testing.T) {
+	ts := startServer(t, socketio.Config{MaxHTTPBufferSize: 64 << 10})
+	t.Run("before CONNECT", func(t *testing.T) {
+		ws := rawWS(t, ts, "")
+		must(t, ws.WriteMessage(websocket.TextMessage, []byte(`451-["x",{"_placeholder":true,"num":0}]`)))
+		if closed, seen := closedWithin(ws, 5*time.Second); !closed {
+			t.Errorf("a binary packet before CONNECT did not close the connection (got %q)", seen)
+		}
+	})
+	t.Run("attachments over the bound", func(t *testing.T) {
+		ws := rawConnect(t, ts, ts.token(t, "alice"))
+		header := `4510-["x"` + strings.Repeat(`,{"_placeholder":true,"num":N}`, 10) + `]`
+		for i := range 10 {
+			header = strings.Replace(header, `"num":N`, fmt.Sprintf(`"num":%d`, i), 1)
+		}
+		must(t, ws.WriteMessage(websocket.TextMessage, []byte(header)))
+		chunk := make([]byte, 20<<10)
+		for range 9 { // 180 KiB, past the 64 KiB bound, before the last attachment
+			if ws.WriteMessage(websocket.BinaryMessage, chunk) != nil {
+				break // closed already
+			}
+		}
+		if closed, seen := closedWithin(ws, 5*time.Second); !closed {
+			t.Errorf("attachments past MaxHTTPBufferSize did not close the connection (got %q)", seen)
+		}
+	})
+}
+
+// TestHostileQueuedEventBytes: the events of a socket waiting for their
+// handler hold at most Config.MaxBufferedBytes of payload; past it an event
+// is refused as over the rate, before its handler, while the handler is
+// busy.
+func TestHostileQueuedEventBytes(t *testing.T) {
+	ts := startServer(t, socketio.Config{EventRate: -1, MaxBufferedBytes: 64 << 10})
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	must(t, socketio.OnAck(ts.Server, countEvent, func(ctx context.Context, s *socketio.Socket, p echoPayload) (echoPayload, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return echoPayload{Text: "ok"}, nil
+	}))
+	ws := rawConnect(t, ts, ts.token(t, "alice"))
+	big := strings.Repeat("b", 20<<10)
+	for i := range 8 { // 160 KiB of payload for a handler that waits
+		must(t, ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `42%d["count",{"text":%q}]`, i, big)))
+	}
+	var limited int
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for limited < 4 { // 4 or 5: the first event may have left the queue for its handler
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("%d rate_limited answers, then %v; want the events past 64 KiB refused", limited, err)
+		}
+		if strings.HasPrefix(string(msg), "43") && strings.Contains(string(msg), `"rate_limited"`) {
+			limited++
+		}
+	}
+	once.Do(func() { close(release) })
+}

@@ -29,24 +29,40 @@ func (s *Server) OnlineCount(ctx context.Context) (int, error) {
 	return users, err
 }
 
-// noteQueue is an unbounded FIFO of presence transitions, so that the
-// connection path never waits for a slow OnPresence callback.
+// maxNotes bounds the presence transitions waiting for OnPresence and the
+// broadcast; beyond, transitions are dropped (and counted) rather than
+// held: an OnPresence that cannot keep up must not grow the heap.
+const maxNotes = 100_000
+
+// noteQueue is a FIFO of presence transitions, so that the connection path
+// never waits for a slow OnPresence callback. It holds at most maxNotes.
 type noteQueue struct {
-	mu     sync.Mutex
-	items  []PresenceEvent
-	closed bool
-	signal chan struct{}
+	mu      sync.Mutex
+	items   []PresenceEvent
+	closed  bool
+	dropped int64
+	signal  chan struct{}
 }
 
 func newNoteQueue() *noteQueue { return &noteQueue{signal: make(chan struct{}, 1)} }
 
 func (q *noteQueue) push(ev PresenceEvent) {
 	q.mu.Lock()
-	if !q.closed {
+	switch {
+	case q.closed:
+	case len(q.items) >= maxNotes:
+		q.dropped++
+	default:
 		q.items = append(q.items, ev)
 	}
 	q.mu.Unlock()
 	q.wake()
+}
+
+func (q *noteQueue) droppedCount() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dropped
 }
 
 func (q *noteQueue) close() {
@@ -75,8 +91,13 @@ func (q *noteQueue) take() ([]PresenceEvent, bool) {
 // runNotes delivers presence transitions in order until the queue is closed
 // and drained, or ctx ends.
 func (s *Server) runNotes(ctx context.Context) {
+	var reported int64
 	for {
 		items, closed := s.notes.take()
+		if d := s.notes.droppedCount(); d > reported {
+			s.log.Warn("presence transitions dropped: OnPresence or the broadcast cannot keep up", "dropped", d-reported)
+			reported = d
+		}
 		for _, ev := range items {
 			if ctx.Err() != nil {
 				return

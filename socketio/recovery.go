@@ -18,14 +18,14 @@ import (
 // then the socket gets its id and rooms back and the events it missed,
 // each with its offset, before any newer one.
 
-// persist saves sock's session for recovery.
-func (s *Server) persist(sock *Socket) {
+// persist saves sock's session, with its rooms, for recovery.
+func (s *Server) persist(sock *Socket, rooms []string) {
 	if sock.pid == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 2*time.Second)
 	defer cancel()
-	sess := adapter.Session{SocketID: sock.id, PID: sock.pid, Rooms: sock.nsp.roomsOf(sock)}
+	sess := adapter.Session{SocketID: sock.id, PID: sock.pid, Rooms: rooms}
 	if err := s.recoverer.SaveSession(ctx, sess, s.cfg.Recovery); err != nil {
 		s.log.Warn("session not saved: the client will start a new one", "sid", sock.id, "err", err)
 	}

@@ -35,9 +35,14 @@ type roomObserver interface {
 	ObserveNamespaceRoom(nsp, room string, joined bool)
 }
 
-// add registers sock with the rooms it starts in.
+// add registers sock with the rooms it starts in, unless it has
+// disconnected already.
 func (n *nspState) add(sock *Socket, rooms []string) {
 	n.mu.Lock()
+	if !sock.Connected() {
+		n.mu.Unlock()
+		return
+	}
 	n.sockets[sock.id] = sock
 	n.mu.Unlock()
 	for _, r := range rooms {
@@ -45,12 +50,19 @@ func (n *nspState) add(sock *Socket, rooms []string) {
 	}
 }
 
-// join adds sock to room; it reports false when sock was in it already.
+// join adds sock to room; it reports false when sock was in it already,
+// or has disconnected (Socket.onClose cancels the socket before it leaves
+// its rooms, under n.mu: a join either comes before and is undone, or sees
+// the cancel).
 func (n *nspState) join(sock *Socket, room string) bool {
 	if room == sock.id {
 		return false
 	}
 	n.mu.Lock()
+	if !sock.Connected() {
+		n.mu.Unlock()
+		return false
+	}
 	members := n.rooms[room]
 	if _, in := members[sock]; in {
 		n.mu.Unlock()

@@ -121,9 +121,11 @@ func New(cfg Config) (*Server, error) {
 		})
 	}
 	if err := OnAck(s, events.Reauthenticate, s.reauthenticate); err != nil {
+		_ = s.engine.Close(context.Background())
 		return nil, err
 	}
 	if err := cfg.Broker.Subscribe(s.deliver); err != nil {
+		_ = s.engine.Close(context.Background()) // its goroutines and descriptors
 		return nil, fmt.Errorf("%w: Broker: %w", ErrInvalidConfig, err)
 	}
 	s.timers = timers.New()
@@ -282,7 +284,9 @@ func (s *Server) onDisconnect(sock *Socket, reason string) {
 	// Presence first: once Shutdown sees no socket left, every
 	// transition it causes must be queued for delivery.
 	s.presenceMu.Lock()
-	last, err := s.cfg.Presence.Remove(context.WithoutCancel(s.ctx), sock.userID, sock.id)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), presenceTimeout)
+	last, err := s.cfg.Presence.Remove(ctx, sock.userID, sock.id)
+	cancel()
 	if last {
 		s.notes.push(PresenceEvent{UserID: sock.userID, Online: false, Time: s.cfg.Now()})
 	}

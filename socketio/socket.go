@@ -177,10 +177,8 @@ func (s *Socket) Join(room string) error {
 	if max := s.srv.cfg.MaxRoomsPerSocket; max >= 0 && len(s.nsp.roomsOf(s))-2 >= max {
 		return fmt.Errorf("%w: %d rooms already (Config.MaxRoomsPerSocket)", ErrTooManyRooms, max)
 	}
-	s.nsp.join(s, room)
-	if !s.Connected() {
-		s.nsp.leave(s, room) // disconnected meanwhile: its rooms are gone
-		return ErrDisconnected
+	if !s.nsp.join(s, room) && !s.nsp.inRoom(s, room) {
+		return ErrDisconnected // disconnected meanwhile
 	}
 	return nil
 }
@@ -245,37 +243,54 @@ func (s *Socket) onPacket(p *parser.Packet) {
 // it.
 func (s *Socket) onClose(reason string) {
 	s.once.Do(func() {
-		if s.srv.recoverer != nil && recoverable(reason) && s.srv.ctx.Err() == nil {
-			s.srv.persist(s)
+		s.cancel() // first: a registration or a Join racing this sees it (rooms.go)
+		keep := s.srv.recoverer != nil && recoverable(reason) && s.srv.ctx.Err() == nil
+		var rooms []string
+		if keep {
+			rooms = s.nsp.roomsOf(s)
 		}
 		s.nsp.remove(s)
 		s.client.removeSocket(s)
 		s.srv.onDisconnect(s, reason)
+		// Saved last: a client that recovers it at once, on any node,
+		// finds this socket's presence gone already.
+		if keep {
+			s.srv.persist(s, rooms)
+		}
 	})
 }
 
 // maxQueuedEvents bounds the events of one socket waiting for their
-// handler; the ones beyond are refused as over the rate.
+// handler; the ones beyond, or beyond Config.MaxBufferedBytes of payload,
+// are refused as over the rate.
 const maxQueuedEvents = 1024
 
 // serialQueue runs a socket's handler calls one at a time, in arrival
 // order, on a goroutine of the Server that exists only while work is
-// queued. It holds at most maxQueuedEvents tasks.
+// queued. It holds at most maxQueuedEvents tasks and
+// Config.MaxBufferedBytes of their payloads.
 type serialQueue struct {
 	mu      sync.Mutex
-	tasks   []func(context.Context)
+	tasks   []queuedTask
+	bytes   int64
 	running bool
 }
 
-// push queues task; it reports false when the queue is full or the Server
-// has stopped.
-func (q *serialQueue) push(srv *Server, task func(context.Context)) bool {
+type queuedTask struct {
+	run  func(context.Context)
+	size int64
+}
+
+// push queues task, whose payload is size bytes; it reports false when the
+// queue is full or the Server has stopped.
+func (q *serialQueue) push(srv *Server, size int, task func(context.Context)) bool {
 	q.mu.Lock()
-	if len(q.tasks) >= maxQueuedEvents {
+	if len(q.tasks) >= maxQueuedEvents || q.bytes+int64(size) > srv.cfg.MaxBufferedBytes {
 		q.mu.Unlock()
 		return false
 	}
-	q.tasks = append(q.tasks, task)
+	q.tasks = append(q.tasks, queuedTask{task, int64(size)})
+	q.bytes += int64(size)
 	if q.running {
 		q.mu.Unlock()
 		return true
@@ -292,16 +307,18 @@ func (q *serialQueue) push(srv *Server, task func(context.Context)) bool {
 				return
 			}
 			next := q.tasks[0]
-			q.tasks[0] = nil
+			q.tasks[0] = queuedTask{}
 			q.tasks = q.tasks[1:]
+			q.bytes -= next.size
 			q.mu.Unlock()
-			next(ctx)
+			next.run(ctx)
 		}
 	})
 	if !started {
 		q.mu.Lock()
 		q.running = false
 		q.tasks = nil
+		q.bytes = 0
 		q.mu.Unlock()
 	}
 	return started

@@ -39,9 +39,10 @@ type Message struct {
 	// buf holds the frame: header space (the header is right-aligned
 	// against maxFrameHeader), then the packet as a WebSocket message
 	// carries it.
-	buf    []byte
-	off    int // where the frame starts in buf
-	binary bool
+	buf     []byte
+	off     int // where the frame starts in buf
+	binary  bool
+	control bool // a WebSocket control frame, not an Engine.IO packet
 }
 
 // NewTextMessage returns the message packet ("4") carrying the text data.
@@ -64,6 +65,16 @@ func AppendTextMessage(size int, build func(b []byte) []byte) *Message {
 func NewBinaryMessage(data []byte) *Message {
 	b := make([]byte, maxFrameHeader, maxFrameHeader+len(data))
 	return finishFrame(append(b, data...), true)
+}
+
+// newControlFrame returns a WebSocket control frame (a pong: 0x8a) with
+// data, at most 125 bytes (gorilla refuses longer pings).
+func newControlFrame(op byte, data string) *Message {
+	b := make([]byte, maxFrameHeader, maxFrameHeader+len(data))
+	m := finishFrame(append(b, data...), false)
+	m.buf[m.off] = op
+	m.control = true
+	return m
 }
 
 // newPacket returns a control packet of type typ with text data.

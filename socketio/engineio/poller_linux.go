@@ -30,6 +30,11 @@ type poller struct {
 	conns  map[uint64]func()
 	closed bool
 	done   chan struct{}
+
+	// epollMu keeps epoll_ctl calls off a closed epoll descriptor (whose
+	// number another poller may have by then).
+	epollMu sync.RWMutex
+	epollOK bool
 }
 
 const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
@@ -52,6 +57,7 @@ func newPoller(spawn func(func()) bool) (*poller, error) {
 		p.closeFDs()
 		return nil, err
 	}
+	p.epollOK = true
 	go p.run()
 	return p, nil
 }
@@ -93,8 +99,7 @@ func (p *poller) reserve(ready func()) (uint64, error) {
 
 // add registers fd under key.
 func (p *poller) add(fd int, key uint64) error {
-	ev := epollEvent(key)
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := p.ctl(syscall.EPOLL_CTL_ADD, fd, key); err != nil {
 		p.forget(key)
 		return err
 	}
@@ -103,14 +108,23 @@ func (p *poller) add(fd int, key uint64) error {
 
 // rearm waits for fd's next readiness.
 func (p *poller) rearm(fd int, key uint64) error {
-	ev := epollEvent(key)
-	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
+	return p.ctl(syscall.EPOLL_CTL_MOD, fd, key)
 }
 
 // remove unregisters fd, before it is closed.
 func (p *poller) remove(fd int, key uint64) {
 	p.forget(key)
-	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	_ = p.ctl(syscall.EPOLL_CTL_DEL, fd, key)
+}
+
+func (p *poller) ctl(op, fd int, key uint64) error {
+	p.epollMu.RLock()
+	defer p.epollMu.RUnlock()
+	if !p.epollOK {
+		return net.ErrClosed
+	}
+	ev := epollEvent(key)
+	return syscall.EpollCtl(p.epfd, op, fd, &ev)
 }
 
 func (p *poller) forget(key uint64) {
@@ -164,7 +178,10 @@ func (p *poller) close() {
 	p.mu.Unlock()
 	_, _ = syscall.Write(p.wakeW, []byte{0})
 	<-p.done
+	p.epollMu.Lock()
+	p.epollOK = false
 	p.closeFDs()
+	p.epollMu.Unlock()
 }
 
 func (p *poller) closeFDs() {

@@ -114,7 +114,22 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 		abortRequest(w, errBadRequest)
 		return
 	}
-	s.writePayload(w, r, pw.msgs)
+	// What is written counts against MaxBufferedBytes until it has left,
+	// and must leave in time: a client that polls without reading the
+	// answers cannot pile them up.
+	size := int64(payloadSize(pw.msgs))
+	s.mu.Lock()
+	s.inflight += size
+	s.mu.Unlock()
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.cfg.PingInterval + s.srv.cfg.PingTimeout))
+	err := s.writePayload(w, r, pw.msgs)
+	s.mu.Lock()
+	s.inflight -= size
+	s.mu.Unlock()
+	if err != nil {
+		s.closeNow(ReasonTransportError)
+		return
+	}
 	if pw.close {
 		s.closeNow(ReasonForcedClose)
 	}
@@ -122,7 +137,7 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 
 // writePayload writes msgs as a long-polling response, compressed as
 // Node's httpCompression does when the client accepts it.
-func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []*Message) {
+func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []*Message) error {
 	body := appendPayload(make([]byte, 0, payloadSize(msgs)), msgs)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
@@ -131,13 +146,13 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []*M
 		if enc := acceptedEncoding(strings.Join(r.Header.Values("Accept-Encoding"), ",")); enc != "" {
 			h.Set("Content-Encoding", enc)
 			w.WriteHeader(http.StatusOK)
-			compress(w, enc, body)
-			return
+			return compress(w, enc, body)
 		}
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	_, err := w.Write(body)
+	return err
 }
 
 // acceptedEncoding returns the encoding that Node's engine.io picks for the
@@ -205,23 +220,28 @@ var (
 )
 
 // compress writes body to w with the encoding enc.
-func compress(w io.Writer, enc string, body []byte) {
+func compress(w io.Writer, enc string, body []byte) error {
 	if enc == "gzip" {
 		zw := gzipWriters.Get().(*gzip.Writer)
 		zw.Reset(w)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
+		_, err := zw.Write(body)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
 		zw.Reset(io.Discard)
 		gzipWriters.Put(zw)
-		return
+		return err
 	}
 	// deflate is the zlib format (RFC 1950), as Node's createDeflate.
 	zw := zlibWriters.Get().(*zlib.Writer)
 	zw.Reset(w)
-	_, _ = zw.Write(body)
-	_ = zw.Close()
+	_, err := zw.Write(body)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
 	zw.Reset(io.Discard)
 	zlibWriters.Put(zw)
+	return err
 }
 
 // post serves a POST of a long-polling session: its body is a payload of
@@ -249,21 +269,32 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		abortRequest(w, errBadRequest)
 		return
-	case s.posting != nil:
+	case s.posting != nil || s.handling:
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusBadRequest)
 		s.srv.log.Debug("engineio: overlapping POST", "sid", s.id)
 		s.closeNow(ReasonTransportError) // "data request overlap from client"
 		return
 	}
+	// The deadline before the POST is seen: a cut (closeNow, the
+	// upgrade) must not be overwritten.
+	_ = rc.SetReadDeadline(time.Now().Add(s.srv.cfg.PollBodyTimeout))
 	s.posting = rc
 	s.mu.Unlock()
-	_ = rc.SetReadDeadline(time.Now().Add(s.srv.cfg.PollBodyTimeout))
 	body, err := readBody(r.Body, r.ContentLength, max)
 	s.mu.Lock()
 	s.posting = nil
 	upgraded := s.transport != transportPolling
+	// The POST stays in progress until its packets are handled, as in
+	// Node, whose POSTs are handled in one go: a second one meanwhile is
+	// an overlap.
+	s.handling = err == nil
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.handling = false
+		s.mu.Unlock()
+	}()
 	switch {
 	case errors.Is(err, errTooLarge):
 		w.WriteHeader(http.StatusRequestEntityTooLarge)

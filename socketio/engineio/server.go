@@ -22,10 +22,12 @@ import (
 // long-polling and WebSocket sessions and upgrades the one to the other,
 // answering as Node's engine.io 6.6 does.
 //
-// Its goroutines: one heap of timers for every session's heartbeat; per
-// WebSocket, the request's own goroutine reads (nothing else runs while a
-// connection is idle) and a writer exists only while frames are queued;
-// long-polling uses the requests' goroutines. All methods are safe for
+// Its goroutines: one heap of timers for every session's heartbeat; on
+// Linux, one goroutine waiting on epoll for every idle WebSocket, and a
+// goroutine per connection only while it has data to read (elsewhere, and
+// for TLS connections, a reader goroutine per WebSocket); a writer per
+// WebSocket only while frames are queued; long-polling uses the requests'
+// goroutines. All methods are safe for
 // concurrent use.
 type Server struct {
 	cfg      Config
@@ -262,9 +264,9 @@ func (s *Server) newSession(r *http.Request, transport uint8) *Session {
 		sess.closeNow(ReasonForcedClose)
 		return nil
 	}
+	sess.schedulePing() // before the session is found: Close stops it
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
-	sess.schedulePing()
 	return sess
 }
 

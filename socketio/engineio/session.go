@@ -40,7 +40,8 @@ var (
 // never overlap and come in order: every OnMessage, then OnClose once.
 // OnMessage runs on the goroutine that read the message (a long-polling
 // POST's, or the WebSocket's reader) and delays the session's next
-// messages while it runs; OnClose runs on a goroutine of its own.
+// messages while it runs; OnClose runs on a goroutine of its own (once
+// the Server has closed, on the goroutine that closed the session).
 type Handler interface {
 	// OnMessage receives a message packet's data, which the handler may
 	// keep: it is not reused.
@@ -84,10 +85,12 @@ type Session struct {
 	transport uint8
 	queue     []*Message // waiting to be written
 	queued    int64      // their size
+	inflight  int64      // the size of the poll answers being written
 
 	// Long-polling.
 	waiting     *pollWait                // the parked GET, not yet answered
 	posting     *http.ResponseController // the POST whose body is being read
+	handling    bool                     // a POST's packets are being handled
 	closeOnPoll bool                     // a graceful close waits for the next GET
 	closeTimer  timers.Timer
 
@@ -169,7 +172,7 @@ func (s *Session) Send(msgs ...*Message) error {
 		s.queue = append(s.queue, m)
 		s.queued += int64(m.size())
 	}
-	if s.queued > s.srv.cfg.MaxBufferedBytes {
+	if s.queued+s.inflight > s.srv.cfg.MaxBufferedBytes {
 		ws := s.ws
 		s.mu.Unlock()
 		s.srv.slow.Add(1)
@@ -180,9 +183,44 @@ func (s *Session) Send(msgs ...*Message) error {
 		}
 		return ErrSlowConsumer
 	}
+	if ws := s.ws; s.transport == transportWebSocket && !s.writing && ws != nil && ws.raw != nil && ws.held == nil {
+		s.writeNowLocked(ws)
+		s.mu.Unlock()
+		return nil
+	}
 	s.flushLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// writeNowLocked writes the queue to the idle WebSocket ws from the
+// sender's goroutine, with one non-blocking writev: most sends leave at
+// once, without a writer goroutine. What the socket does not take goes to
+// the writer. s.mu is held, and released during the write.
+func (s *Session) writeNowLocked(ws *wsConn) {
+	msgs := s.takeLocked()
+	s.writing = true
+	s.mu.Unlock()
+	rest, err := ws.writeNow(msgs)
+	s.mu.Lock()
+	s.writing = false
+	if err != nil {
+		s.mu.Unlock()
+		s.srv.log.Debug("engineio: write failed", "sid", s.id, "err", err)
+		ws.abandon()
+		s.closeNow(ReasonTransportError)
+		s.mu.Lock()
+		return
+	}
+	if len(rest) > 0 {
+		for _, m := range rest {
+			s.queued += int64(m.size())
+		}
+		s.queue = append(rest, s.queue...)
+	}
+	if len(s.queue) > 0 || s.state != stateOpen {
+		s.startWriterLocked() // the rest, or the close that came meanwhile
+	}
 }
 
 // enqueueLocked queues a control packet; s.mu is held.

@@ -54,7 +54,7 @@ func (s *Session) abandonUpgradeLocked() {
 	s.probed = false
 	s.srv.timers.Stop(&s.upgradeTimer)
 	s.srv.timers.Stop(&s.probeTimer) // a poll waiting for its noop now waits for packets
-	ws.close(0)
+	ws.closeLater(0)                 // not under the lock, nor on the timer heap
 }
 
 // onWebSocketPacket handles a packet read from ws, the session's WebSocket

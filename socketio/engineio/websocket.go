@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -37,8 +38,9 @@ const closeWait = time.Second
 type wsConn struct {
 	srv      *Server
 	c        *websocket.Conn
-	nc       net.Conn      // the TCP connection, written with writev
-	br       *bufio.Reader // what gorilla reads through
+	nc       net.Conn        // the TCP connection, written with writev
+	raw      syscall.RawConn // nc's, for writeNow; nil when it has none
+	br       *bufio.Reader   // what gorilla reads through
 	compress bool
 	held     []byte    // the handshake's response, written with the first frames
 	once     sync.Once // the close frame
@@ -73,10 +75,14 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, hold bool) *wsCo
 		return nil // the upgrader answered the request
 	}
 	c.SetReadLimit(s.cfg.MaxPayload)
-	return &wsConn{
+	ws := &wsConn{
 		srv: s, c: c, nc: hw.conn.Conn, br: hw.br,
 		compress: s.cfg.PerMessageDeflate, held: hw.conn.release(),
 	}
+	if !ws.compress {
+		ws.raw = rawConn(ws.nc)
+	}
+	return ws
 }
 
 // hijacker is the ResponseWriter gorilla upgrades through: the connection
@@ -140,9 +146,16 @@ func (c *holdConn) release() []byte {
 
 // startReading hands ws to the poller, or to a reader goroutine.
 func (s *Server) startReading(sess *Session, ws *wsConn) {
+	ws.c.SetPingHandler(func(data string) error { return sess.pong(ws, data) })
 	if s.poller != nil {
+		ws.fdMu.Lock()
+		if ws.dead {
+			// Closed already (a failed first write, a closed session):
+			// its descriptor may be another connection's by now.
+			ws.fdMu.Unlock()
+			return
+		}
 		if fd, err := fdOf(ws.nc); err == nil {
-			ws.fdMu.Lock()
 			key, err := s.poller.reserve(func() { sess.readReady(ws) })
 			if err == nil {
 				ws.fd, ws.key = fd, key
@@ -150,11 +163,12 @@ func (s *Server) startReading(sess *Session, ws *wsConn) {
 					ws.key = 0
 				}
 			}
-			ws.fdMu.Unlock()
 			if err == nil {
+				ws.fdMu.Unlock()
 				return
 			}
 		}
+		ws.fdMu.Unlock()
 	}
 	if !s.goroutine(func() { sess.read(ws) }) {
 		ws.kill()
@@ -189,6 +203,12 @@ func (ws *wsConn) write(msgs []*Message, deadline time.Time) error {
 	if ws.compress {
 		_ = ws.c.SetWriteDeadline(deadline)
 		for _, m := range msgs {
+			if m.control {
+				if err := ws.c.WriteControl(websocket.PongMessage, m.payload(), deadline); err != nil {
+					return err
+				}
+				continue
+			}
 			op := websocket.TextMessage
 			if m.binary {
 				op = websocket.BinaryMessage
@@ -232,6 +252,33 @@ func (ws *wsConn) close(code int) {
 		}
 		time.AfterFunc(closeWait, ws.kill)
 	})
+}
+
+// closeLater is close on a goroutine of its own, for callers that hold a
+// lock or run on the timer heap: the close frame's write may wait.
+func (ws *wsConn) closeLater(code int) {
+	if !ws.srv.goroutine(func() { ws.close(code) }) {
+		ws.kill()
+	}
+}
+
+// pong answers a client's WebSocket ping. On the session's WebSocket it is
+// queued, so that herald's writer alone writes data frames there (and
+// gorilla never shortens the writer's deadline); on an upgrade under way,
+// whose WebSocket nothing else writes to yet, gorilla writes it.
+func (s *Session) pong(ws *wsConn, data string) error {
+	s.mu.Lock()
+	if s.ws == ws && s.state == stateOpen {
+		s.enqueueLocked(newControlFrame(0x8a, data))
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	err := ws.c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(closeWait))
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil
+	}
+	return err
 }
 
 // abandon drops the connection without a close frame: a write may be
