@@ -183,44 +183,9 @@ func (s *Session) Send(msgs ...*Message) error {
 		}
 		return ErrSlowConsumer
 	}
-	if ws := s.ws; s.transport == transportWebSocket && !s.writing && ws != nil && ws.raw != nil && ws.held == nil {
-		s.writeNowLocked(ws)
-		s.mu.Unlock()
-		return nil
-	}
 	s.flushLocked()
 	s.mu.Unlock()
 	return nil
-}
-
-// writeNowLocked writes the queue to the idle WebSocket ws from the
-// sender's goroutine, with one non-blocking writev: most sends leave at
-// once, without a writer goroutine. What the socket does not take goes to
-// the writer. s.mu is held, and released during the write.
-func (s *Session) writeNowLocked(ws *wsConn) {
-	msgs := s.takeLocked()
-	s.writing = true
-	s.mu.Unlock()
-	rest, err := ws.writeNow(msgs)
-	s.mu.Lock()
-	s.writing = false
-	if err != nil {
-		s.mu.Unlock()
-		s.srv.log.Debug("engineio: write failed", "sid", s.id, "err", err)
-		ws.abandon()
-		s.closeNow(ReasonTransportError)
-		s.mu.Lock()
-		return
-	}
-	if len(rest) > 0 {
-		for _, m := range rest {
-			s.queued += int64(m.size())
-		}
-		s.queue = append(rest, s.queue...)
-	}
-	if len(s.queue) > 0 || s.state != stateOpen {
-		s.startWriterLocked() // the rest, or the close that came meanwhile
-	}
 }
 
 // enqueueLocked queues a control packet; s.mu is held.

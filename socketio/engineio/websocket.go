@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -38,9 +37,8 @@ const closeWait = time.Second
 type wsConn struct {
 	srv      *Server
 	c        *websocket.Conn
-	nc       net.Conn        // the TCP connection, written with writev
-	raw      syscall.RawConn // nc's, for writeNow; nil when it has none
-	br       *bufio.Reader   // what gorilla reads through
+	nc       net.Conn      // the TCP connection, written with writev
+	br       *bufio.Reader // what gorilla reads through
 	compress bool
 	held     []byte    // the handshake's response, written with the first frames
 	once     sync.Once // the close frame
@@ -78,9 +76,6 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, hold bool) *wsCo
 	ws := &wsConn{
 		srv: s, c: c, nc: hw.conn.Conn, br: hw.br,
 		compress: s.cfg.PerMessageDeflate, held: hw.conn.release(),
-	}
-	if !ws.compress {
-		ws.raw = rawConn(ws.nc)
 	}
 	return ws
 }
