@@ -51,6 +51,8 @@ type Server struct {
 	idle    chan struct{} // closed when running drops to 0 while Close waits
 	slow    atomic.Int64  // sessions closed as slow consumers
 	done    chan struct{} // closed by Close
+	work    chan func()   // to an idle worker (see run)
+	workers atomic.Int32  // workers waiting for work or running it
 	once    sync.Once
 }
 
@@ -68,6 +70,7 @@ func NewServer(cfg Config) (*Server, error) {
 		ws:       slices.Contains(cfg.Transports, WebSocket),
 		sessions: make(map[string]*Session),
 		done:     make(chan struct{}),
+		work:     make(chan func()),
 	}
 	s.upgrader = websocket.Upgrader{
 		// The connection is read through the hijacker's small reader
@@ -81,7 +84,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.timers = timers.New()
 	if s.ws {
-		if p, err := newPoller(func(f func()) bool { return s.goroutine(f) }); err == nil {
+		if p, err := newPoller(s.run); err == nil {
 			s.poller = p
 		} else {
 			s.log.Debug("engineio: no poller, a goroutine per WebSocket", "err", err)
@@ -324,6 +327,44 @@ func (s *Server) goroutine(fn func()) bool {
 		fn()
 	}()
 	return true
+}
+
+// maxWorkers bounds the goroutines that stay, between two tasks, waiting
+// for the next: reads of WebSockets the poller saw ready, and writers.
+const maxWorkers = 64
+
+// run runs fn on an idle worker, or on a new goroutine that becomes a
+// worker once fn returns. Workers keep their grown stacks between tasks:
+// a goroutine per task would start small and grow (copy) its stack for
+// each. A task never waits for a busy worker. It reports false once Close
+// has waited.
+func (s *Server) run(fn func()) bool {
+	select {
+	case s.work <- fn:
+		return true
+	default:
+	}
+	return s.goroutine(func() {
+		fn()
+		s.worker()
+	})
+}
+
+// worker runs tasks until Close, unless maxWorkers wait already.
+func (s *Server) worker() {
+	if s.workers.Add(1) > maxWorkers {
+		s.workers.Add(-1)
+		return
+	}
+	defer s.workers.Add(-1)
+	for {
+		select {
+		case fn := <-s.work:
+			fn()
+		case <-s.done:
+			return
+		}
+	}
 }
 
 // ended counts out a goroutine of goroutine.

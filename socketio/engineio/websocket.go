@@ -319,7 +319,7 @@ func (s *Session) startWriterLocked() {
 		return
 	}
 	s.writing = true
-	if !s.srv.goroutine(s.writeLoop) {
+	if !s.srv.run(s.writeLoop) {
 		s.writing = false
 	}
 }
