@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -350,17 +351,26 @@ func (s *Server) run(fn func()) bool {
 	})
 }
 
-// worker runs tasks until Close, unless maxWorkers wait already.
+// workerIdle is how long a worker waits for its next task before it ends.
+const workerIdle = time.Second
+
+// worker runs tasks until it has waited workerIdle for one, or Close,
+// unless maxWorkers wait already: an idle server keeps none.
 func (s *Server) worker() {
 	if s.workers.Add(1) > maxWorkers {
 		s.workers.Add(-1)
 		return
 	}
 	defer s.workers.Add(-1)
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case fn := <-s.work:
 			fn()
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			return
 		case <-s.done:
 			return
 		}
