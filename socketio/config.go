@@ -350,14 +350,10 @@ func (c Config) normalize() (Config, error) {
 		{"AckTimeout", &c.AckTimeout, DefaultAckTimeout},
 		{"HandlerTimeout", &c.HandlerTimeout, DefaultHandlerTimeout},
 		{"ExpiryWarning", &c.ExpiryWarning, DefaultExpiryWarning},
+		{"PollBodyTimeout", &c.PollBodyTimeout, DefaultPollBodyTimeout},
 	}
 	for _, d := range durations {
-		switch {
-		case *d.v < 0:
-			bad("%s must not be negative", d.name)
-		case *d.v == 0:
-			*d.v = d.def
-		}
+		orDefault(bad, d.name, d.v, d.def)
 	}
 	switch {
 	case c.ShutdownDrain == 0:
@@ -365,30 +361,9 @@ func (c Config) normalize() (Config, error) {
 	case c.ShutdownDrain < 0 && c.ShutdownDrain != -1:
 		bad("ShutdownDrain must be positive, 0 (the default) or -1 (no drain)")
 	}
-	switch {
-	case c.MaxHTTPBufferSize < 0:
-		bad("MaxHTTPBufferSize must not be negative")
-	case c.MaxHTTPBufferSize == 0:
-		c.MaxHTTPBufferSize = DefaultMaxHTTPBufferSize
-	}
-	switch {
-	case c.MaxBufferedBytes < 0:
-		bad("MaxBufferedBytes must not be negative")
-	case c.MaxBufferedBytes == 0:
-		c.MaxBufferedBytes = DefaultMaxBufferedBytes
-	}
-	switch {
-	case c.PollBodyTimeout < 0:
-		bad("PollBodyTimeout must not be negative")
-	case c.PollBodyTimeout == 0:
-		c.PollBodyTimeout = DefaultPollBodyTimeout
-	}
-	switch {
-	case c.MaxPayloadPackets < 0:
-		bad("MaxPayloadPackets must not be negative")
-	case c.MaxPayloadPackets == 0:
-		c.MaxPayloadPackets = DefaultMaxPayloadPackets
-	}
+	orDefault(bad, "MaxHTTPBufferSize", &c.MaxHTTPBufferSize, DefaultMaxHTTPBufferSize)
+	orDefault(bad, "MaxBufferedBytes", &c.MaxBufferedBytes, DefaultMaxBufferedBytes)
+	orDefault(bad, "MaxPayloadPackets", &c.MaxPayloadPackets, DefaultMaxPayloadPackets)
 	c.AllowedOrigins = slices.Clone(c.AllowedOrigins)
 	for _, o := range c.AllowedOrigins {
 		if o == "*" {
@@ -423,4 +398,14 @@ func (c Config) normalize() (Config, error) {
 		c.Now = time.Now
 	}
 	return c, errors.Join(errs...)
+}
+
+// orDefault sets *v to def when it is 0, and reports a negative *v.
+func orDefault[T int | int64 | time.Duration](bad func(string, ...any), name string, v *T, def T) {
+	switch {
+	case *v < 0:
+		bad("%s must not be negative", name)
+	case *v == 0:
+		*v = def
+	}
 }
