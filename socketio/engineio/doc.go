@@ -37,8 +37,11 @@
 // session never overlap; see Handler. Sending never waits for the network:
 // Session.Send queues, and a slow client is closed once its queue passes
 // Config.MaxBufferedBytes. One timer goroutine serves every session's
-// heartbeat; a WebSocket has one reader goroutine, and a writer while
-// frames are queued; long-polling runs on the requests' goroutines.
+// heartbeat. On Linux an idle WebSocket has no goroutine: one epoll
+// watcher serves them all, and a worker reads a connection only while it
+// has data (elsewhere, and over TLS, each WebSocket has a reader
+// goroutine); a writer runs while frames are queued. Long-polling runs on
+// the requests' goroutines.
 //
 // # Shutdown
 //
