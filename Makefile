@@ -15,9 +15,13 @@ examples/node_modules/.package-lock.json: examples/package-lock.json
 
 deps: testdata/node_modules/.package-lock.json examples/node_modules/.package-lock.json
 
-# Run the demo on http://localhost:3000 (HERALD_ADDR to change it).
+# Run the demo on http://localhost:3000 (HERALD_ADDR to change it). The
+# build says what it compiles: on a cold machine it takes a minute or two.
 demo: examples/node_modules/.package-lock.json
-	$(GO) run ./examples/server
+	@echo "==> building the demo (go build -v ./examples/server): the first build downloads and compiles herald's dependencies, a minute or two"
+	$(GO) build -v -o bin/herald-demo ./examples/server
+	@echo "==> starting the demo (Ctrl-C stops it)"
+	./bin/herald-demo
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

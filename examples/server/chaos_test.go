@@ -181,7 +181,7 @@ func runChaos(t *testing.T, mode adapter.RedisMode) {
 		// And it starts a little before the kill: Redis answers a PUBLISH
 		// once it has queued the message for the subscribers, and under
 		// this load their connections lag the publisher's by some
-		// milliseconds; SIGKILL loses what is still queued (README,
+		// milliseconds; SIGKILL loses what is still queued (docs/cluster.md,
 		// Redis outages: a crash of Redis loses what it had not yet
 		// handed to the nodes). A CI run lost one event answered at the
 		// instant of the kill.

@@ -106,7 +106,7 @@ func TestNginxStickySessions(t *testing.T) {
 
 // TestNginxWithoutStickiness is the negative control: the same config
 // without its hash line (round-robin) breaks long-polling, which is why the
-// README asks for sticky sessions.
+// docs/cluster.md asks for sticky sessions.
 func TestNginxWithoutStickiness(t *testing.T) {
 	testenv.RequireNode(t)
 	testenv.RequireNginx(t)
