@@ -90,6 +90,13 @@ type RedisBrokerConfig struct {
 	// LogInterval rate-limits repeated failure logs; 0 means
 	// DefaultLogInterval.
 	LogInterval time.Duration
+	// SkipListenerCheck turns off a publish-only broker's check that some
+	// node listens on its mode and prefix (ErrNoListeners,
+	// ErrModeMismatch). The check finds herald nodes by their registration
+	// and Node.js servers by their subscriptions; in streams mode, by a
+	// heartbeat among the stream's last 1,000 entries of the last 15 s,
+	// which a Node.js-only cluster busier than that may not show.
+	SkipListenerCheck bool
 }
 
 // RedisBrokerMetrics counts what a RedisBroker did since it was created.
@@ -136,6 +143,7 @@ type RedisBroker struct {
 
 	published, publishErrors, received, dropped, reconnects atomic.Uint64
 	failUntil                                               atomic.Int64 // unix ns: fail fast until then
+	listenersUntil                                          atomic.Int64 // unix ns: publish-only, a node listens (registry.go)
 	deliverFn                                               atomic.Pointer[func(Message)]
 	isClosed                                                atomic.Bool // Publish reads these without b.mu
 }
@@ -253,6 +261,11 @@ func (b *RedisBroker) Subscribe(deliver func(Message)) error {
 	b.deliver = deliver
 	b.deliverFn.Store(&deliver)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.runRegistry(b.ctx)
+	}()
 	switch b.cfg.Mode {
 	case RedisSharded:
 		b.subscribeLocked(b.base)
@@ -307,18 +320,31 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	switch {
-	case b.cfg.Mode == RedisSharded && m.Disconnect:
-		err = b.pub.publish(ctx, true, b.baseOf(m.Namespace), payload)
-	case b.cfg.Mode == RedisSharded:
-		err = b.pub.publish(ctx, true, shardedChannelFor(b.baseOf(m.Namespace), m.Rooms), payload)
-	case m.Disconnect:
-		err = b.pub.publish(ctx, false, requestChannel(b.cfg.Prefix, wireNamespace(m)), payload)
-	default:
-		err = b.pub.publish(ctx, false, channelFor(b.baseOf(m.Namespace), m.Rooms), payload)
+	needCount := false
+	if b.checksListeners() {
+		_, needCount, err = b.checkListeners(ctx)
+		if errors.Is(err, ErrNoListeners) || errors.Is(err, ErrModeMismatch) {
+			return err
+		}
+	}
+	var n int64
+	if err == nil {
+		switch {
+		case b.cfg.Mode == RedisSharded && m.Disconnect:
+			n, err = b.pub.publish(ctx, true, b.baseOf(m.Namespace), payload)
+		case b.cfg.Mode == RedisSharded:
+			n, err = b.pub.publish(ctx, true, shardedChannelFor(b.baseOf(m.Namespace), m.Rooms), payload)
+		case m.Disconnect:
+			n, err = b.pub.publish(ctx, false, requestChannel(b.cfg.Prefix, wireNamespace(m)), payload)
+		default:
+			n, err = b.pub.publish(ctx, false, channelFor(b.baseOf(m.Namespace), m.Rooms), payload)
+		}
 	}
 	if errors.Is(err, ErrClosed) { // Close came after the check above
 		return err
+	}
+	if err == nil && needCount && n == 0 {
+		return b.noListenersNow(ctx)
 	}
 	if err != nil {
 		b.publishErrors.Add(1)
@@ -332,6 +358,12 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	}
 	b.published.Add(1)
 	return nil
+}
+
+// checksListeners reports whether Publish checks that a node listens: on a
+// publish-only broker (Subscribe never called), unless SkipListenerCheck.
+func (b *RedisBroker) checksListeners() bool {
+	return !b.cfg.SkipListenerCheck && b.deliverFn.Load() == nil
 }
 
 // ObserveRoom is ObserveNamespaceRoom for the main namespace.

@@ -75,10 +75,18 @@ func (b *RedisBroker) publishStream(ctx context.Context, m Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	err = b.cfg.Client.XAdd(ctx, &redis.XAddArgs{
-		Stream: b.cfg.Stream, MaxLen: b.cfg.StreamMaxLen, Approx: true, ID: "*",
-		Values: []any{"uid", b.uid, "nsp", wireNamespace(m), "type", streamType(m), "data", data},
-	}).Err()
+	if b.checksListeners() {
+		_, _, err = b.checkListeners(ctx)
+		if errors.Is(err, ErrNoListeners) || errors.Is(err, ErrModeMismatch) {
+			return err
+		}
+	}
+	if err == nil {
+		err = b.cfg.Client.XAdd(ctx, &redis.XAddArgs{
+			Stream: b.cfg.Stream, MaxLen: b.cfg.StreamMaxLen, Approx: true, ID: "*",
+			Values: []any{"uid", b.uid, "nsp", wireNamespace(m), "type", streamType(m), "data", data},
+		}).Err()
+	}
 	if err != nil {
 		b.failUntil.Store(time.Now().Add(failFastFor).UnixNano())
 		b.limited.Log(slog.LevelWarn, "publish", "redis XADD failed", "err", err)

@@ -39,20 +39,22 @@ type pubReq struct {
 	sharded bool
 	channel string
 	payload []byte
+	n       int64 // receivers, Redis's answer
 	err     error
-	done    chan struct{} // closed once err is set
+	done    chan struct{} // closed once n and err are set
 }
 
 // publish sends PUBLISH (SPUBLISH when sharded) of payload to channel and
-// returns Redis's answer, or ctx's error if ctx ends first (the message
-// may then still be published). ctx should have a deadline: a lone
-// publish is bounded by it, one in a batch by p.timeout.
-func (p *publisher) publish(ctx context.Context, sharded bool, channel string, payload []byte) error {
+// returns Redis's answer, the number of clients that received it, or ctx's
+// error if ctx ends first (the message may then still be published). ctx
+// should have a deadline: a lone publish is bounded by it, one in a batch
+// by p.timeout.
+func (p *publisher) publish(ctx context.Context, sharded bool, channel string, payload []byte) (int64, error) {
 	r := &pubReq{ctx: ctx, sharded: sharded, channel: channel, payload: payload, done: make(chan struct{})}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	p.queue = append(p.queue, r)
 	lead := !p.leading
@@ -63,9 +65,9 @@ func (p *publisher) publish(ctx context.Context, sharded bool, channel string, p
 	}
 	select {
 	case <-r.done:
-		return r.err
+		return r.n, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 }
 
@@ -133,7 +135,7 @@ func (p *publisher) send(batch []*pubReq) {
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			r.finish(err)
+			r.finish(0, err)
 			continue
 		}
 		live = append(live, r)
@@ -143,7 +145,7 @@ func (p *publisher) send(batch []*pubReq) {
 		return
 	case 1:
 		r := live[0]
-		r.finish(publishCmd(r.ctx, p.client, r).Err())
+		r.finish(publishCmd(r.ctx, p.client, r).Result())
 		return
 	}
 	// Not one caller's context: a caller that gives up must not fail the
@@ -159,7 +161,7 @@ func (p *publisher) send(batch []*pubReq) {
 	})
 	_ = err // every command carries its own error, a failed round trip's included
 	for i, r := range live {
-		r.finish(cmds[i].Err())
+		r.finish(cmds[i].(*redis.IntCmd).Result())
 	}
 }
 
@@ -170,7 +172,7 @@ func publishCmd(ctx context.Context, c redis.Cmdable, r *pubReq) *redis.IntCmd {
 	return c.Publish(ctx, r.channel, r.payload)
 }
 
-func (r *pubReq) finish(err error) {
-	r.err = err
+func (r *pubReq) finish(n int64, err error) {
+	r.n, r.err = n, err
 	close(r.done)
 }

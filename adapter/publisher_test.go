@@ -64,7 +64,7 @@ func TestPublisherBatches(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				err := p.publish(ctx, false, "pubtest", []byte(fmt.Sprintf("%d:%d", w, i)))
+				_, err := p.publish(ctx, false, "pubtest", []byte(fmt.Sprintf("%d:%d", w, i)))
 				cancel()
 				if err != nil {
 					errs <- err
@@ -116,12 +116,12 @@ func TestPublisherErrors(t *testing.T) {
 
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.publish(done, false, "x", []byte("1")); !errors.Is(err, context.Canceled) {
+	if _, err := p.publish(done, false, "x", []byte("1")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled context: %v", err)
 	}
 	ctx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
-	if err := p.publish(ctx, true, "x", []byte("2")); err != nil {
+	if _, err := p.publish(ctx, true, "x", []byte("2")); err != nil {
 		t.Fatalf("after a canceled one: %v", err)
 	}
 
@@ -132,7 +132,7 @@ func TestPublisherErrors(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := p.publish(ctx, false, "x", []byte("3")); err != nil {
+			if _, err := p.publish(ctx, false, "x", []byte("3")); err != nil {
 				failed.Add(1)
 			}
 		})
@@ -151,7 +151,7 @@ func TestPublisherClose(t *testing.T) {
 	c := srv.Client(t)
 	p := &publisher{client: c, timeout: 5 * time.Second}
 	<-p.close() // nothing in flight: at once
-	if err := p.publish(context.Background(), false, "x", nil); !errors.Is(err, ErrClosed) {
+	if _, err := p.publish(context.Background(), false, "x", nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("publish after close: %v, want ErrClosed", err)
 	}
 
@@ -166,7 +166,7 @@ func TestPublisherClose(t *testing.T) {
 				started <- struct{}{}
 				for {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					err := p.publish(ctx, false, "x", []byte("m"))
+					_, err := p.publish(ctx, false, "x", []byte("m"))
 					cancel()
 					if errors.Is(err, ErrClosed) {
 						return

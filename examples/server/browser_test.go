@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -8,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -87,4 +91,86 @@ func startDemo(t *testing.T, cfg appConfig) string {
 		}
 	})
 	return "http://" + ln.Addr().String() + "/"
+}
+
+// TestBrowserDevRestart restarts the demo under an open page with another
+// dev secret (as when the secret file is lost): the page's token is refused,
+// and the page fetches a new one and carries on instead of stopping at
+// "unauthorized (token_invalid)". testdata/devrestart.js drives the page.
+func TestBrowserDevRestart(t *testing.T) {
+	node := testenv.RequireNode(t)
+	chromium := testenv.RequireChromium(t)
+	root := testenv.ModuleRoot(t)
+	bundle := filepath.Join(root, "examples", "node_modules", "socket.io-client", "dist", "socket.io.min.js")
+	_, err := os.Stat(bundle)
+	testenv.Require(t, "examples/node_modules/socket.io-client", "run `npm ci --prefix examples`", err == nil)
+
+	newDemo := func() *app {
+		a, err := newApp(appConfig{Secret: randomSecret(t), DevMode: true, BundlePath: bundle})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	var current atomic.Pointer[app]
+	current.Store(newDemo())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpSrv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().Handler().ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := current.Load().Shutdown(ctx); err != nil {
+			t.Errorf("app Shutdown: %v", err)
+		}
+		if err := httpSrv.Shutdown(ctx); err != nil {
+			t.Errorf("http Shutdown: %v", err)
+		}
+		<-served
+	})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "devrestart.js"), "http://"+ln.Addr().String()+"/")
+	cmd.Env = append(os.Environ(), "HERALD_TESTDATA="+testenv.TestdataDir(t), "HERALD_CHROMIUM="+chromium)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var out []string
+	for sc.Scan() {
+		out = append(out, sc.Text())
+		if sc.Text() != "connected" {
+			continue
+		}
+		// The restart: a new process would answer on the same address
+		// with a new secret; here a new app takes the listener's requests
+		// and the old one shuts down, closing the page's connection.
+		old := current.Swap(newDemo())
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := old.Shutdown(sctx); err != nil {
+			t.Errorf("old app Shutdown: %v", err)
+		}
+		scancel()
+	}
+	err = cmd.Wait()
+	t.Logf("devrestart.js output:\n%s\n%s", strings.Join(out, "\n"), stderr.String())
+	if err != nil {
+		t.Fatalf("devrestart.js: %v", err)
+	}
 }

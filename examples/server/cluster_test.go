@@ -512,6 +512,41 @@ func TestWorker(t *testing.T) {
 	}
 }
 
+// TestClusterModeMismatch: a worker whose Redis mode differs from the
+// nodes' fails on its first emit instead of printing "done", and a node
+// started in another mode than the running one refuses to start; in the
+// nodes' mode the worker's events arrive.
+func TestClusterModeMismatch(t *testing.T) {
+	testenv.RequireNode(t)
+	server, worker := binaries(t)
+	r := redistest.Start(t)
+	a := startNode(t, "A", r.URL(), "HERALD_REDIS_MODE=streams")
+	tab := connect(t, a.URL, "alice", nodeclient.Options{})
+
+	for _, mode := range []string{"", "pubsub", "sharded"} {
+		cmd := exec.Command(worker, "-user", "alice", "-steps", "1", "-delay", "0")
+		cmd.Env = append(os.Environ(), "REDIS_URL="+r.URL(), "HERALD_REDIS_MODE="+mode)
+		out, err := cmd.CombinedOutput()
+		if err == nil || strings.Contains(string(out), "done") || !strings.Contains(string(out), "redis mode mismatch") {
+			t.Errorf("worker in mode %q beside streams nodes = %v, %s; want exit 1 with a mode mismatch", mode, err, out)
+		}
+	}
+	cmd := exec.Command(worker, "-user", "alice", "-steps", "2", "-delay", "0", "-job", "job_streams")
+	cmd.Env = append(os.Environ(), "REDIS_URL="+r.URL(), "HERALD_REDIS_MODE=streams")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("worker in the nodes' mode: %v\n%s", err, out)
+	}
+	jobEvents(t, tab, "job_streams", 2, "job_completed")
+
+	b := exec.Command(server)
+	b.Env = append(os.Environ(), "HERALD_ADDR=127.0.0.1:0", "HERALD_JWT_SECRET="+clusterSecret,
+		"REDIS_URL="+r.URL(), "HERALD_REDIS_MODE=pubsub")
+	out, err := b.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "redis mode mismatch") || !strings.Contains(string(out), "streams") {
+		t.Errorf("pubsub node beside a streams node = %v, %s; want exit 1 naming the mismatch", err, out)
+	}
+}
+
 // TestClusterRecovery: with streams and connection-state recovery, a client
 // whose connection drops reconnects to another node within the window, gets
 // its session back (same id, socket.recovered) and every event emitted
@@ -570,5 +605,42 @@ func TestClusterRecovery(t *testing.T) {
 				t.Errorf("got %d progress events of the missed job, want exactly 5", n)
 			}
 		})
+	}
+}
+
+// TestDevSecretSurvivesRestart: in dev mode the demo keeps its secret in
+// HERALD_DEV_SECRET_FILE, so a token handed out before a restart still
+// connects after it.
+func TestDevSecretSurvivesRestart(t *testing.T) {
+	testenv.RequireNode(t)
+	file := filepath.Join(t.TempDir(), "dev-secret")
+	env := []string{"HERALD_JWT_SECRET=", "REDIS_URL=", "HERALD_DEV_SECRET_FILE=" + file}
+	first := startNode(t, "dev1", "", env...)
+	resp, err := http.Get(first.URL + "/dev/token?user=alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Token string `json:"token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if err != nil || body.Token == "" {
+		t.Fatalf("GET /dev/token: %v, %+v", err, body)
+	}
+	if !strings.Contains(first.logs.String(), "new, kept in "+file) {
+		t.Errorf("first start does not say it created %s:\n%s", file, first.logs.String())
+	}
+	first.stop(t)
+
+	second := startNode(t, "dev2", "", env...)
+	if !strings.Contains(second.logs.String(), "kept across restarts in "+file) {
+		t.Errorf("second start does not say it reuses %s:\n%s", file, second.logs.String())
+	}
+	c := nodeclient.Start(t, nodeclient.Options{URL: second.URL, Auth: map[string]any{"token": body.Token}})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if _, err := c.WaitType(ctx, "connect"); err != nil {
+		t.Fatalf("the token from before the restart: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/internal/devsecret"
 	"github.com/herald-rt/herald/socketio"
 )
 
@@ -27,11 +27,14 @@ type envConfig struct {
 	Bundle string
 	// Redis holds REDIS_URL's options; nil = a single node.
 	Redis *redis.Options
+	// DevSecretFile is where dev mode keeps its secret (run loads it);
+	// empty outside dev mode.
+	DevSecretFile string
 }
 
 // configFromEnv reads the demo's configuration through getenv (os.Getenv).
-// It does no I/O but for a dev mode secret from crypto/rand, and returns
-// every problem it finds at once, each naming its variable.
+// It does no I/O (run loads the dev mode secret), and returns every problem
+// it finds at once, each naming its variable.
 func configFromEnv(getenv func(string) string) (envConfig, error) {
 	var errs []error
 	bad := func(name string, err error) { errs = append(errs, fmt.Errorf("%s: %w", name, err)) }
@@ -39,7 +42,9 @@ func configFromEnv(getenv func(string) string) (envConfig, error) {
 	if c.Addr == "" {
 		c.Addr = "localhost:3000"
 	}
-	c.App.Secret = []byte(getenv("HERALD_JWT_SECRET"))
+	if s := getenv("HERALD_JWT_SECRET"); s != "" {
+		c.App.Secret = []byte(s)
+	}
 	switch p := getenv("HERALD_PARSER"); p {
 	case "", socketio.ParserDefault:
 	case socketio.ParserMsgpack:
@@ -50,9 +55,9 @@ func configFromEnv(getenv func(string) string) (envConfig, error) {
 	}
 	if len(c.App.Secret) == 0 {
 		c.App.DevMode = true
-		c.App.Secret = make([]byte, 32)
-		if _, err := rand.Read(c.App.Secret); err != nil {
-			errs = append(errs, err)
+		var err error
+		if c.DevSecretFile, err = devsecret.Path(getenv); err != nil {
+			bad(devsecret.EnvFile, err)
 		}
 	}
 	if d := getenv("HERALD_RECOVERY"); d != "" {

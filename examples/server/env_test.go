@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/internal/devsecret"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -78,7 +79,12 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := configFromEnv(func(name string) string { return tt.env[name] })
+			got, err := configFromEnv(func(name string) string {
+				if name == devsecret.EnvFile {
+					return "/dev-secrets/herald"
+				}
+				return tt.env[name]
+			})
 			if tt.wantErr != nil {
 				if err == nil {
 					t.Fatalf("no error, want one mentioning %q", tt.wantErr)
@@ -101,10 +107,7 @@ func TestConfigFromEnv(t *testing.T) {
 				want.Bundle = "socket.io.min.js"
 			}
 			if want.App.DevMode {
-				if len(got.App.Secret) != 32 || bytes.Equal(got.App.Secret, make([]byte, 32)) {
-					t.Errorf("dev mode secret %x, want 32 random bytes", got.App.Secret)
-				}
-				want.App.Secret = got.App.Secret
+				want.DevSecretFile = "/dev-secrets/herald"
 			}
 			switch {
 			case tt.redisAddr == "" && got.Redis != nil:

@@ -10,11 +10,17 @@
 //
 //	HERALD_ADDR        listen address (default localhost:3000)
 //	HERALD_JWT_SECRET  HS256 secret that verifies tokens; unset = dev mode
-//	                   with a random secret and GET /dev/token?user=ID
+//	                   with a dev secret and GET /dev/token?user=ID
 //	                   (every node of a cluster needs the same secret)
+//	HERALD_DEV_SECRET_FILE
+//	                   where dev mode keeps its secret, so that tokens
+//	                   survive a restart (default
+//	                   $XDG_CACHE_HOME/herald/dev-secret)
 //	REDIS_URL          redis://host:port/db: join the cluster on that Redis
 //	                   (unset = a single node, in memory)
-//	HERALD_REDIS_MODE  pubsub (default), sharded (Redis 7+) or streams
+//	HERALD_REDIS_MODE  pubsub (default), sharded (Redis 7+) or streams; a
+//	                   node refuses to start beside live nodes of another
+//	                   mode
 //	HERALD_NODE_TTL    how long a crashed node's users stay online
 //	                   (Go duration, default 15s)
 //	HERALD_RECOVERY    connection-state recovery window (Go duration, e.g.
@@ -53,6 +59,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
+
+	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/internal/devsecret"
 )
 
 func main() {
@@ -69,6 +78,17 @@ func run() error {
 		return err
 	}
 	addr, cfg := env.Addr, env.App
+	devSecretNote := ""
+	if cfg.DevMode {
+		var created bool
+		if cfg.Secret, created, err = devsecret.Load(env.DevSecretFile); err != nil {
+			return fmt.Errorf("dev mode secret (%s to move it): %w", devsecret.EnvFile, err)
+		}
+		devSecretNote = "kept across restarts in " + env.DevSecretFile
+		if created {
+			devSecretNote = "new, kept in " + env.DevSecretFile
+		}
+	}
 	cfg.Logger = logger
 	cfg.BundlePath = findBundle(env.Bundle)
 	redisAddr := ""
@@ -85,15 +105,29 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if a.broker != nil {
+		// A node whose Redis mode differs from the running nodes' would
+		// neither hear them nor be heard: refuse to start.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := a.broker.CheckCluster(ctx)
+		cancel()
+		if errors.Is(err, adapter.ErrModeMismatch) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return errors.Join(err, a.Shutdown(ctx))
+		}
+		if err != nil {
+			logger.Warn("cluster check failed; starting anyway", "err", err)
+		}
+	}
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	httpSrv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("herald demo listening on http://%s\n", ln.Addr())
 	if cfg.DevMode {
-		fmt.Println("dev mode: HERALD_JWT_SECRET is unset, so tokens are signed with a random secret and GET /dev/token?user=ID hands them out")
+		fmt.Printf("dev mode: HERALD_JWT_SECRET is unset, so tokens are signed with a dev secret (%s) and GET /dev/token?user=ID hands them out\n", devSecretNote)
 	}
 	if cfg.Redis != nil {
 		fmt.Printf("cluster mode: Redis at %s, %s\n", redisAddr, cmp.Or(string(cfg.RedisMode), "pubsub"))
@@ -102,6 +136,8 @@ func run() error {
 		fmt.Println("socket.io-client bundle not found: run `npm ci --prefix examples` for the web page (the APIs work without it)")
 	}
 
+	// Last, so that whoever waits for this line has seen the others.
+	fmt.Printf("herald demo listening on http://%s\n", ln.Addr())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 

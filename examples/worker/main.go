@@ -6,12 +6,14 @@
 //
 // It emits job_progress once per step, then job_completed (or job_failed
 // with -fail), exactly the JSON herald's own EmitToUser sends, and exits 0
-// when every event was handed to Redis, 1 otherwise.
+// when every event was handed to Redis and some node listens, 1 otherwise:
+// a worker whose Redis mode or prefix differs from the nodes' fails on its
+// first emit (adapter.ErrModeMismatch, adapter.ErrNoListeners).
 //
 // Environment:
 //
 //	REDIS_URL          the cluster's Redis (default redis://localhost:6379/0)
-//	HERALD_REDIS_MODE  pubsub (default) or sharded, as the nodes use
+//	HERALD_REDIS_MODE  pubsub (default), sharded or streams, as the nodes use
 package main
 
 import (

@@ -20,6 +20,8 @@ const jobs = new Map(); // jobId -> <li>
 const analyses = new Map(); // interviewId -> <li>
 const online = new Set(); // userIds known to be online
 let me = ''; // our userId, from the "authenticated" event
+let devUser = ''; // the user name a dev token was asked for
+let renewed = false; // a refused dev token was replaced since the last connect
 
 // api calls the demo's HTTP API and returns its decoded JSON body. On an HTTP
 // error it throws an Error built from the body's {"error": {code, message}}.
@@ -86,8 +88,8 @@ async function onConnect(event) {
   showError('#connect-error');
   try {
     if (devMode) {
-      const user = $('#user').value.trim();
-      token = (await api('GET', `/dev/token?user=${encodeURIComponent(user)}`)).token;
+      devUser = $('#user').value.trim();
+      token = await devToken(devUser);
     } else {
       token = $('#token').value.trim();
     }
@@ -104,6 +106,27 @@ async function onConnect(event) {
   socket = io({ auth: { token } });
   listen(socket);
   $('#disconnect').disabled = false;
+}
+
+async function devToken(user) {
+  return (await api('GET', `/dev/token?user=${encodeURIComponent(user)}`)).token;
+}
+
+// renewDevToken replaces a dev token the server no longer accepts (the demo
+// restarted with another secret) and connects again, once per refusal: a
+// second refusal in a row is shown, not retried.
+async function renewDevToken(s) {
+  renewed = true;
+  setStatus('connecting', 'token refused, fetching a new dev token…');
+  try {
+    token = await devToken(devUser);
+  } catch (err) {
+    showError('#connect-error', `new dev token: ${err.message}`);
+    return;
+  }
+  if (s !== socket) return; // disconnected meanwhile
+  s.auth = { token };
+  s.connect();
 }
 
 function disconnect() {
@@ -127,6 +150,7 @@ function setConnected(connected) {
 
 function listen(s) {
   s.on('connect', () => {
+    renewed = false;
     setStatus('connected', me ? `connected as ${me}` : 'connected');
     showTransport(s.io.engine.transport.name);
     s.io.engine.once('upgrade', (transport) => showTransport(transport.name));
@@ -138,6 +162,13 @@ function listen(s) {
   // says why: token_missing, token_invalid or token_expired.
   s.on('connect_error', (err) => {
     const code = err.data && err.data.code;
+    // A refused token stops socket.io-client's retries (s.active is false).
+    // In dev mode the page can get a new one, so a restart of the demo never
+    // strands it.
+    if (devMode && !s.active && !renewed && (code === 'token_invalid' || code === 'token_expired')) {
+      renewDevToken(s);
+      return;
+    }
     setStatus('error', s.active ? 'cannot connect, retrying…' : 'connection refused');
     showError('#connect-error', code ? `${err.message} (${code})` : err.message);
   });
