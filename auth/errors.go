@@ -20,21 +20,32 @@ const (
 	CodeTokenExpired = "token_expired"
 )
 
-// Sentinel errors. Errors returned by [Verifier.Verify] and [ExtractToken]
-// wrap exactly one of ErrTokenMissing, ErrTokenInvalid or ErrTokenExpired;
-// errors returned by [NewVerifier] wrap ErrInvalidConfig. Test for them with
-// [errors.Is].
+// Sentinel errors. Errors returned by [Verifier.Verify],
+// [JWKSVerifier.Verify] and [ExtractToken] wrap exactly one of
+// ErrTokenMissing, ErrTokenInvalid or ErrTokenExpired; errors returned by
+// [NewVerifier] and [NewJWKSVerifier] wrap ErrInvalidConfig. Test for them
+// with [errors.Is].
 var (
 	ErrTokenMissing  = errors.New("auth: token missing")
 	ErrTokenInvalid  = errors.New("auth: token invalid")
 	ErrTokenExpired  = errors.New("auth: token expired")
 	ErrInvalidConfig = errors.New("auth: invalid config")
+
+	// ErrKeysUnavailable: a JWK Set could not be fetched (the endpoint is
+	// down, slow, answered with an error, a body too large or not a usable
+	// JWK Set). [JWKSVerifier.Refresh] returns it, and
+	// [JWKSVerifier.Verify] wraps it, next to ErrTokenInvalid, when it
+	// rejects a token because its issuer's keys never loaded or a refetch
+	// for its unknown kid failed: the client sees token_invalid, the logs
+	// see why.
+	ErrKeysUnavailable = errors.New("auth: keys unavailable")
 )
 
-// Code maps an error returned by [Verifier.Verify] or [ExtractToken] to the
-// code to send to the client: [CodeTokenMissing], [CodeTokenExpired] or
-// [CodeTokenInvalid]. Any other non-nil error maps to CodeTokenInvalid, so a
-// client never sees an internal error. Code(nil) is "".
+// Code maps an error returned by [Verifier.Verify], [JWKSVerifier.Verify]
+// or [ExtractToken] to the code to send to the client: [CodeTokenMissing],
+// [CodeTokenExpired] or [CodeTokenInvalid]. Any other non-nil error maps to
+// CodeTokenInvalid, so a client never sees an internal error. Code(nil) is
+// "".
 func Code(err error) string {
 	switch {
 	case err == nil:

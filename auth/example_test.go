@@ -3,9 +3,12 @@ package auth_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"time"
 
@@ -69,6 +72,53 @@ func ExampleNewVerifier_rotation() {
 	// "alice" <nil>
 	// "bob" <nil>
 	// "" auth: token invalid: unknown kid
+}
+
+// Keys from an identity provider's JWK Set URL. A token's "iss" picks the
+// issuer, its "kid" the key; an unknown kid makes the verifier fetch the
+// set again (at most once per MinRefetchInterval).
+func ExampleNewJWKSVerifier() {
+	// A stand-in for the identity provider and its JWK Set endpoint.
+	key := ed25519.NewKeyFromSeed([]byte("an-example-ed25519-seed-32-bytes"))
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","use":"sig","alg":"EdDSA","kid":"2025-07","x":%q}]}`,
+		base64.RawURLEncoding.EncodeToString(key.Public().(ed25519.PublicKey)))
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, jwks)
+	}))
+	defer idp.Close()
+
+	v, err := auth.NewJWKSVerifier(context.Background(), auth.JWKSConfig{
+		Issuers: []auth.JWKSIssuer{
+			{Issuer: "https://login.example.com/", URL: idp.URL + "/.well-known/jwks.json"},
+			// or {Issuer: "https://accounts.example.org", Discovery: true},
+		},
+		Audience: "herald",
+		Leeway:   30 * time.Second,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer v.Close() // stops the background refresh
+
+	exp := time.Now().Add(time.Hour)
+	good, _ := auth.Sign("EdDSA", "2025-07", key, map[string]any{
+		"iss": "https://login.example.com/", "aud": "herald", "sub": "alice", "exp": exp,
+	})
+	otherIssuer, _ := auth.Sign("EdDSA", "2025-07", key, map[string]any{
+		"iss": "https://evil.example/", "aud": "herald", "sub": "mallory", "exp": exp,
+	})
+	retiredKey, _ := auth.Sign("EdDSA", "2024-01", key, map[string]any{
+		"iss": "https://login.example.com/", "aud": "herald", "sub": "bob", "exp": exp,
+	})
+	for _, tok := range []string{good, otherIssuer, retiredKey} {
+		p, err := v.Verify(context.Background(), tok)
+		fmt.Printf("%q %q %v\n", p.UserID, auth.Code(err), err)
+	}
+	// Output:
+	// "alice" "" <nil>
+	// "" "token_invalid" auth: token invalid: unknown issuer
+	// "" "token_invalid" auth: token invalid: unknown kid
 }
 
 func ExampleVerifier_Verify() {

@@ -95,11 +95,39 @@ type Principal struct {
 // immutable and safe for concurrent use by multiple goroutines; it starts
 // no goroutines and holds no resources, so it needs no closing.
 type Verifier struct {
-	keys      []verifierKey
-	anyNoKID  bool // at least one key has an empty ID
-	issuer    string
-	audience  string
-	userClaim string
+	keys     []verifierKey
+	anyNoKID bool // at least one key has an empty ID
+	rules    claimRules
+}
+
+// claimRules are the claim checks that [Verifier] and [JWKSVerifier]
+// share.
+type claimRules struct {
+	issuer    string // required "iss"; "" means not checked
+	audience  string // required in "aud"; "" means not checked
+	userClaim string // never ""
+}
+
+// parserOptions returns the jwt options that check a token signed with alg
+// against r: exactly one valid method, "exp" required, "nbf" and "iat"
+// checked, numbers kept as json.Number, strict base64.
+func (r claimRules) parserOptions(alg string, leeway time.Duration, now func() time.Time) []jwt.ParserOption {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{alg}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(now),
+		jwt.WithJSONNumber(),
+		jwt.WithStrictDecoding(),
+	}
+	if r.issuer != "" {
+		opts = append(opts, jwt.WithIssuer(r.issuer))
+	}
+	if r.audience != "" {
+		opts = append(opts, jwt.WithAudience(r.audience))
+	}
+	return opts
 }
 
 // verifierKey is a validated Key.
@@ -135,11 +163,11 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		userClaim = "sub"
 	}
 
-	v := &Verifier{
+	v := &Verifier{rules: claimRules{
 		issuer:    cfg.Issuer,
 		audience:  cfg.Audience,
 		userClaim: userClaim,
-	}
+	}}
 	seen := make(map[string]int)
 	for i, k := range cfg.Keys {
 		name := fmt.Sprintf("keys[%d]", i)
@@ -157,21 +185,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		if len(keyErrs) > 0 {
 			continue
 		}
-		opts := []jwt.ParserOption{
-			jwt.WithValidMethods([]string{k.Algorithm}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(cfg.Leeway),
-			jwt.WithTimeFunc(now),
-			jwt.WithJSONNumber(),
-			jwt.WithStrictDecoding(),
-		}
-		if cfg.Issuer != "" {
-			opts = append(opts, jwt.WithIssuer(cfg.Issuer))
-		}
-		if cfg.Audience != "" {
-			opts = append(opts, jwt.WithAudience(cfg.Audience))
-		}
+		opts := v.rules.parserOptions(k.Algorithm, cfg.Leeway, now)
 		v.keys = append(v.keys, verifierKey{id: k.ID, alg: k.Algorithm, key: key, opts: opts})
 		if k.ID == "" {
 			v.anyNoKID = true
@@ -274,7 +288,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 			continue // not signed with this key; try the next candidate
 		}
-		return v.principal(claims, err)
+		return v.rules.principal(claims, err)
 	}
 	return Principal{}, invalid("signature mismatch")
 }
@@ -307,7 +321,7 @@ func (v *Verifier) candidates(alg, kid string) ([]verifierKey, error) {
 
 // principal turns the result of a parse whose signature matched into the
 // result of Verify.
-func (v *Verifier) principal(claims jwt.MapClaims, err error) (Principal, error) {
+func (r claimRules) principal(claims jwt.MapClaims, err error) (Principal, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, jwt.ErrTokenMalformed):
@@ -315,7 +329,7 @@ func (v *Verifier) principal(claims jwt.MapClaims, err error) (Principal, error)
 		case !errors.Is(err, jwt.ErrTokenInvalidClaims):
 			return Principal{}, invalid("unverifiable token")
 		}
-		if reason := v.claimsReason(claims, err); reason != "" {
+		if reason := r.claimsReason(claims, err); reason != "" {
 			return Principal{}, invalid(reason)
 		}
 		if !errors.Is(err, jwt.ErrTokenExpired) {
@@ -327,7 +341,7 @@ func (v *Verifier) principal(claims jwt.MapClaims, err error) (Principal, error)
 	if reason := checkDates(claims); reason != "" {
 		return Principal{}, invalid(reason)
 	}
-	userID, reason := userID(claims, v.userClaim)
+	userID, reason := userID(claims, r.userClaim)
 	if reason != "" {
 		return Principal{}, invalid(reason)
 	}
@@ -343,7 +357,7 @@ func (v *Verifier) principal(claims jwt.MapClaims, err error) (Principal, error)
 
 // claimsReason explains a claims validation error other than expiry; ""
 // if expiry is the only problem.
-func (v *Verifier) claimsReason(claims jwt.MapClaims, err error) string {
+func (r claimRules) claimsReason(claims jwt.MapClaims, err error) string {
 	switch {
 	case errors.Is(err, jwt.ErrInvalidType):
 		return "registered claim has the wrong type"
@@ -351,7 +365,7 @@ func (v *Verifier) claimsReason(claims jwt.MapClaims, err error) string {
 		if _, ok := claims["exp"]; !ok {
 			return "missing exp"
 		}
-		if v.issuer != "" {
+		if r.issuer != "" {
 			if iss, _ := claims["iss"].(string); iss == "" {
 				return "missing iss"
 			}

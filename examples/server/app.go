@@ -31,6 +31,8 @@ var staticFiles embed.FS
 
 type appConfig struct {
 	Secret     []byte        // HS256 secret
+	Issuer     string        // required "iss" of HS256 tokens; "" = not checked
+	JWKS       []auth.JWKSIssuer // verify with these issuers' JWKS instead of Secret
 	DevMode    bool          // serve GET /dev/token
 	BundlePath string        // socket.io(.msgpack).min.js on disk; "" = not installed
 	Logger     *slog.Logger  // nil = silent
@@ -63,7 +65,8 @@ type appConfig struct {
 type app struct {
 	cfg      appConfig
 	log      *slog.Logger
-	verifier *auth.Verifier
+	verifier socketio.TokenVerifier
+	jwks     *auth.JWKSVerifier // nil without cfg.JWKS; closed by Shutdown
 	srv      *socketio.Server
 	broker   *adapter.RedisBroker   // nil on a single node
 	presence *adapter.RedisPresence // nil on a single node
@@ -86,14 +89,29 @@ func newApp(cfg appConfig) (*app, error) {
 	if cfg.AnalysisDelay == 0 {
 		cfg.AnalysisDelay = 1500 * time.Millisecond
 	}
-	verifier, err := auth.NewVerifier(auth.Config{
-		Keys:   []auth.Key{{Algorithm: "HS256", Secret: cfg.Secret}},
-		Leeway: 5 * time.Second,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("HERALD_JWT_SECRET: %w", err)
+	a := &app{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if len(cfg.JWKS) > 0 {
+		// Waits for the first fetch of the keys, up to 10 s; the
+		// verifier keeps trying in the background if it fails.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		v, err := auth.NewJWKSVerifier(ctx, auth.JWKSConfig{Issuers: cfg.JWKS, Leeway: 5 * time.Second, Logger: cfg.Logger})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("HERALD_JWKS_URL: %w", err)
+		}
+		a.jwks, a.verifier = v, v
+	} else {
+		v, err := auth.NewVerifier(auth.Config{
+			Keys:   []auth.Key{{Algorithm: "HS256", Secret: cfg.Secret}},
+			Issuer: cfg.Issuer,
+			Leeway: 5 * time.Second,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("HERALD_JWT_SECRET: %w", err)
+		}
+		a.verifier = v
 	}
-	a := &app{cfg: cfg, log: cfg.Logger, verifier: verifier, mux: http.NewServeMux()}
+	verifier := a.verifier
 	scfg := socketio.Config{
 		Verifier:          verifier,
 		Logger:            cfg.Logger,
@@ -110,22 +128,25 @@ func newApp(cfg appConfig) (*app, error) {
 	if cfg.TrustedProxies != nil {
 		scfg.ClientIP = socketio.ForwardedClientIP(cfg.TrustedProxies...)
 	}
+	var err error
 	if cfg.Redis != nil {
 		if a.broker, err = adapter.NewRedisBroker(adapter.RedisBrokerConfig{
 			Client: cfg.Redis, Mode: cfg.RedisMode, Logger: cfg.Logger,
 		}); err != nil {
+			a.release(context.Background())
 			return nil, err
 		}
 		if a.presence, err = adapter.NewRedisPresence(adapter.RedisPresenceConfig{
 			Client: cfg.Redis, NodeTTL: cfg.NodeTTL, Logger: cfg.Logger,
 		}); err != nil {
+			a.release(context.Background())
 			return nil, err
 		}
 		scfg.Broker, scfg.Presence = a.broker, a.presence
 	}
 	srv, err := socketio.New(scfg)
 	if err != nil {
-		a.closeCluster(context.Background())
+		a.release(context.Background())
 		return nil, err
 	}
 	a.srv = srv
@@ -144,7 +165,11 @@ func newApp(cfg appConfig) (*app, error) {
 		a.mux.HandleFunc("/dev/token", a.devToken)
 	}
 	a.mux.HandleFunc("GET /dev/mode", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"devMode": cfg.DevMode, "bundle": cfg.BundlePath != ""})
+		tokens := "HS256, signed with the server's HERALD_JWT_SECRET"
+		if len(cfg.JWKS) > 0 {
+			tokens = "issued by " + cfg.JWKS[0].Issuer
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"devMode": cfg.DevMode, "bundle": cfg.BundlePath != "", "tokens": tokens})
 	})
 	return a, nil
 }
@@ -165,12 +190,16 @@ func (a *app) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, ctx.Err())
 	}
-	return errors.Join(err, a.closeCluster(ctx))
+	return errors.Join(err, a.release(ctx))
 }
 
-// closeCluster leaves the cluster: this node's registration is removed and
-// the broker's subscription stopped.
-func (a *app) closeCluster(ctx context.Context) error {
+// release stops what newApp started besides the server: the JWKS refresh,
+// and the cluster (this node's registration is removed and the broker's
+// subscription stopped).
+func (a *app) release(ctx context.Context) error {
+	if a.jwks != nil {
+		a.jwks.Close()
+	}
 	var errs []error
 	if a.presence != nil {
 		errs = append(errs, a.presence.Close(ctx))

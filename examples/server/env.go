@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/auth"
 	"github.com/herald-rt/herald/internal/devsecret"
 	"github.com/herald-rt/herald/socketio"
 )
@@ -53,7 +54,18 @@ func configFromEnv(getenv func(string) string) (envConfig, error) {
 	default:
 		bad("HERALD_PARSER", fmt.Errorf("%q is neither %q nor %q", p, socketio.ParserDefault, socketio.ParserMsgpack))
 	}
-	if len(c.App.Secret) == 0 {
+	jwksURL, issuer := getenv("HERALD_JWKS_URL"), getenv("HERALD_JWT_ISSUER")
+	switch {
+	case jwksURL != "" && c.App.Secret != nil:
+		bad("HERALD_JWKS_URL", errors.New("set it or HERALD_JWT_SECRET, not both"))
+	case jwksURL != "" && issuer == "":
+		bad("HERALD_JWT_ISSUER", errors.New(`required with HERALD_JWKS_URL: the exact "iss" of the tokens`))
+	case jwksURL != "":
+		c.App.JWKS = []auth.JWKSIssuer{{Issuer: issuer, URL: jwksURL}}
+	default:
+		c.App.Issuer = issuer
+	}
+	if c.App.Secret == nil && jwksURL == "" {
 		c.App.DevMode = true
 		var err error
 		if c.DevSecretFile, err = devsecret.Path(getenv); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/herald-rt/herald/adapter"
+	"github.com/herald-rt/herald/auth"
 	"github.com/herald-rt/herald/internal/devsecret"
 )
 
@@ -73,6 +74,12 @@ func TestConfigFromEnv(t *testing.T) {
 		{name: "bad redis URL", env: map[string]string{"REDIS_URL": "http://127.0.0.1"}, wantErr: []string{"REDIS_URL: "}},
 		{name: "bad node TTL", env: map[string]string{"REDIS_URL": "redis://127.0.0.1:6380/0", "HERALD_NODE_TTL": "long"}, wantErr: []string{"HERALD_NODE_TTL: "}},
 		{name: "redis variables without REDIS_URL", env: map[string]string{"HERALD_REDIS_MODE": "sharded", "HERALD_NODE_TTL": "long"}, want: envConfig{App: appConfig{DevMode: true}}},
+
+		{name: "jwks", env: map[string]string{"HERALD_JWKS_URL": "https://idp.example/jwks.json", "HERALD_JWT_ISSUER": "https://idp.example/"},
+			want: envConfig{App: appConfig{JWKS: []auth.JWKSIssuer{{Issuer: "https://idp.example/", URL: "https://idp.example/jwks.json"}}}}},
+		{name: "jwks without issuer", env: map[string]string{"HERALD_JWKS_URL": "https://idp.example/jwks.json"}, wantErr: []string{"HERALD_JWT_ISSUER: required with HERALD_JWKS_URL"}},
+		{name: "jwks and secret", env: map[string]string{"HERALD_JWKS_URL": "https://idp.example/jwks.json", "HERALD_JWT_ISSUER": "x", "HERALD_JWT_SECRET": secret}, wantErr: []string{"HERALD_JWKS_URL: set it or HERALD_JWT_SECRET, not both"}},
+		{name: "secret and issuer", env: map[string]string{"HERALD_JWT_SECRET": secret, "HERALD_JWT_ISSUER": "https://login.example/"}, want: envConfig{App: appConfig{Secret: []byte(secret), Issuer: "https://login.example/"}}},
 
 		{name: "every problem at once", env: map[string]string{"HERALD_PARSER": "x", "HERALD_PING_INTERVAL": "x", "HERALD_PING_TIMEOUT": "-1s", "HERALD_HANDSHAKE_RATE": "x", "HERALD_TRUSTED_PROXIES": "x", "HERALD_RECOVERY": "x"},
 			wantErr: []string{"HERALD_PARSER", "HERALD_PING_INTERVAL", "HERALD_PING_TIMEOUT", "HERALD_HANDSHAKE_RATE", "HERALD_TRUSTED_PROXIES", "HERALD_RECOVERY"}},

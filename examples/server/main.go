@@ -12,6 +12,11 @@
 //	HERALD_JWT_SECRET  HS256 secret that verifies tokens; unset = dev mode
 //	                   with a dev secret and GET /dev/token?user=ID
 //	                   (every node of a cluster needs the same secret)
+//	HERALD_JWKS_URL    verify tokens with the keys of this JWK Set URL
+//	                   (an identity provider's jwks_uri) instead of
+//	                   HERALD_JWT_SECRET; needs HERALD_JWT_ISSUER
+//	HERALD_JWT_ISSUER  the exact "iss" of the tokens (required with
+//	                   HERALD_JWKS_URL, checked with HERALD_JWT_SECRET)
 //	HERALD_DEV_SECRET_FILE
 //	                   where dev mode keeps its secret, so that tokens
 //	                   survive a restart (default
@@ -126,6 +131,9 @@ func run() error {
 		return err
 	}
 	httpSrv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if len(cfg.JWKS) > 0 {
+		fmt.Printf("tokens: issued by %s, keys from %s\n", cfg.JWKS[0].Issuer, cfg.JWKS[0].URL)
+	}
 	if cfg.DevMode {
 		fmt.Printf("dev mode: HERALD_JWT_SECRET is unset, so tokens are signed with a dev secret (%s) and GET /dev/token?user=ID hands them out\n", devSecretNote)
 	}

@@ -69,8 +69,11 @@ async function init() {
     showError('#connect-error', 'socket.io-client is not installed: run `npm ci --prefix examples` and reload');
     return;
   }
+  let tokens = 'signed with the server\'s HERALD_JWT_SECRET (HS256)';
   try {
-    devMode = (await api('GET', '/dev/mode')).devMode;
+    const mode = await api('GET', '/dev/mode');
+    devMode = mode.devMode;
+    tokens = mode.tokens || tokens;
   } catch (err) {
     showError('#connect-error', `GET /dev/mode: ${err.message}`);
   }
@@ -78,7 +81,7 @@ async function init() {
   $('#token-field').hidden = devMode;
   $('#mode').textContent = devMode
     ? 'Dev mode: the server hands out a token for any user name. Open a second tab to see presence.'
-    : 'Paste a token signed with the server\'s HERALD_JWT_SECRET (HS256, user ID in "sub").';
+    : `Paste a token (${tokens}; user ID in "sub").`;
   $('#connect').disabled = false;
 }
 
