@@ -30,13 +30,13 @@ import (
 var staticFiles embed.FS
 
 type appConfig struct {
-	Secret     []byte        // HS256 secret
-	Issuer     string        // required "iss" of HS256 tokens; "" = not checked
+	Secret     []byte            // HS256 secret
+	Issuer     string            // required "iss" of HS256 tokens; "" = not checked
 	JWKS       []auth.JWKSIssuer // verify with these issuers' JWKS instead of Secret
-	DevMode    bool          // serve GET /dev/token
-	BundlePath string        // socket.io(.msgpack).min.js on disk; "" = not installed
-	Logger     *slog.Logger  // nil = silent
-	TokenTTL   time.Duration // dev tokens; 0 = 12h
+	DevMode    bool              // serve GET /dev/token
+	BundlePath string            // socket.io(.msgpack).min.js on disk; "" = not installed
+	Logger     *slog.Logger      // nil = silent
+	TokenTTL   time.Duration     // dev tokens; 0 = 12h
 	// AnalysisDelay is how long a simulated analysis runs; 0 = 1.5s.
 	AnalysisDelay time.Duration
 	// Redis, when set, joins this node to the cluster on that Redis: the
