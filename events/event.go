@@ -174,19 +174,20 @@ func (d *Def[T]) EncodeAny(payload any, now time.Time) (json.RawMessage, error) 
 // Decode parses a payload received from a client. Unknown fields are
 // ignored (clients may be newer than the server); a payload that is not a
 // JSON object, does not fit T, or fails T's Validate method is rejected with
-// an error wrapping ErrInvalidPayload.
+// a *PayloadError (errors.Is(err, ErrInvalidPayload)), whose Message names
+// the member and the JSON types involved, never Go's, for the client.
 func (d *Def[T]) Decode(data []byte) (T, error) {
 	var p T
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '{' {
-		return p, fmt.Errorf("%w: %s: not a JSON object", ErrInvalidPayload, d.name)
+		return p, &PayloadError{Event: d.name, Reason: "not a JSON object"}
 	}
 	if err := json.Unmarshal(data, &p); err != nil {
-		return p, fmt.Errorf("%w: %s: %w", ErrInvalidPayload, d.name, err)
+		return p, decodeError(d.name, err)
 	}
 	if v, ok := any(p).(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return p, fmt.Errorf("%w: %s: %w", ErrInvalidPayload, d.name, err)
+			return p, &PayloadError{Event: d.name, Reason: err.Error(), err: err}
 		}
 	}
 	return p, nil

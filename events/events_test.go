@@ -223,3 +223,46 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeErrorSpeaksJSON(t *testing.T) {
+	type inner struct {
+		N int `json:"n"`
+	}
+	type payload struct {
+		Name  string `json:"name"`
+		Inner inner  `json:"inner"`
+	}
+	def := events.Define[payload]("shape")
+	for _, tt := range []struct {
+		in, field, message string
+	}{
+		{`{"name":1}`, "name", "name: want a string, got a number"},
+		{`{"inner":{"n":"x"}}`, "inner.n", "inner.n: want an integer, got a string"},
+		{`{"inner":{"n":-5.5}}`, "inner.n", "inner.n: want an integer, got the number -5.5"},
+		{`{"name":"x",}`, "", "malformed JSON at byte 13"},
+		{`[1]`, "", "not a JSON object"},
+	} {
+		_, err := def.Decode([]byte(tt.in))
+		var pe *events.PayloadError
+		if !errors.As(err, &pe) || !errors.Is(err, events.ErrInvalidPayload) {
+			t.Fatalf("Decode(%s) = %v, want a *PayloadError wrapping ErrInvalidPayload", tt.in, err)
+		}
+		if pe.Event != "shape" || pe.Field != tt.field || pe.Message() != tt.message {
+			t.Errorf("Decode(%s): event %q field %q message %q, want shape %q %q", tt.in, pe.Event, pe.Field, pe.Message(), tt.field, tt.message)
+		}
+		if !strings.HasPrefix(err.Error(), "events: invalid payload: shape: ") {
+			t.Errorf("Decode(%s).Error() = %q", tt.in, err)
+		}
+		for _, goism := range []string{"payload", "inner.N", "Go ", "struct", "int"} {
+			if strings.Contains(pe.Message(), goism) && !strings.Contains(tt.message, goism) {
+				t.Errorf("Decode(%s).Message() = %q names %q", tt.in, pe.Message(), goism)
+			}
+		}
+	}
+	// The decoder's own error stays reachable, for logs.
+	_, err := def.Decode([]byte(`{"name":1}`))
+	var typeErr *json.UnmarshalTypeError
+	if !errors.As(err, &typeErr) {
+		t.Errorf("errors.As(%v, *json.UnmarshalTypeError) = false", err)
+	}
+}

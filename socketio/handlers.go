@@ -37,10 +37,21 @@ func On[T any](srv *Server, ev *events.Def[T], h func(ctx context.Context, s *So
 	return srv.register(ev.Name(), func(ctx context.Context, s *Socket, payload []byte) ([]json.RawMessage, error) {
 		p, err := ev.Decode(payload)
 		if err != nil {
-			return nil, &Error{Code: CodeInvalidPayload, Message: err.Error()}
+			return nil, invalidPayload(err)
 		}
 		return nil, h(ctx, s, p)
 	})
+}
+
+// invalidPayload is the client's answer to a payload Decode refused: its
+// message in JSON terms (events.PayloadError), never the decoder's.
+func invalidPayload(err error) *Error {
+	msg := "invalid payload"
+	var pe *events.PayloadError
+	if errors.As(err, &pe) {
+		msg = pe.Message()
+	}
+	return &Error{Code: CodeInvalidPayload, Message: msg}
 }
 
 // OnAck is On for events whose sender expects a result: the client's
@@ -50,7 +61,7 @@ func OnAck[T, R any](srv *Server, ev *events.Def[T], h func(ctx context.Context,
 	return srv.register(ev.Name(), func(ctx context.Context, s *Socket, payload []byte) ([]json.RawMessage, error) {
 		p, err := ev.Decode(payload)
 		if err != nil {
-			return nil, &Error{Code: CodeInvalidPayload, Message: err.Error()}
+			return nil, invalidPayload(err)
 		}
 		r, err := h(ctx, s, p)
 		if err != nil {
