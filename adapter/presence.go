@@ -1,6 +1,9 @@
 package adapter
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Presence knows which users have at least one connected socket. A user is
 // online while any of their sockets is connected, on any node; many tabs of
@@ -34,4 +37,20 @@ type UserSocketCounter interface {
 	// cluster store may count the sockets of a node that died for up to
 	// its expiry time.
 	UserSockets(ctx context.Context, userID string) (int, error)
+}
+
+// ErrUserLimit is returned by UserSocketLimiter.AddLimited when the user
+// has the maximum number of sockets already.
+var ErrUserLimit = errors.New("adapter: the user has the maximum number of sockets")
+
+// UserSocketLimiter is implemented by a Presence that adds a socket only
+// while its user has fewer than a maximum number of sockets, checked and
+// added in one atomic step (MemoryPresence; RedisPresence across the
+// cluster), so that concurrent handshakes of one user cannot pass the limit
+// together.
+type UserSocketLimiter interface {
+	// AddLimited is Add, unless userID has max sockets or more already:
+	// then it adds nothing and fails with ErrUserLimit. A socket already
+	// added is not counted twice.
+	AddLimited(ctx context.Context, userID, socketID string, max int) (first bool, err error)
 }

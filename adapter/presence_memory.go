@@ -65,6 +65,7 @@ func (u *userSockets) remove(id string) {
 var (
 	_ Presence          = (*MemoryPresence)(nil)
 	_ UserSocketCounter = (*MemoryPresence)(nil)
+	_ UserSocketLimiter = (*MemoryPresence)(nil)
 )
 
 // NewMemoryPresence returns an empty Presence for one node.
@@ -74,18 +75,25 @@ func NewMemoryPresence() *MemoryPresence {
 
 // Add implements Presence.
 func (p *MemoryPresence) Add(ctx context.Context, userID, socketID string) (bool, error) {
+	return p.AddLimited(ctx, userID, socketID, -1)
+}
+
+// AddLimited implements UserSocketLimiter; a negative max means no limit.
+func (p *MemoryPresence) AddLimited(ctx context.Context, userID, socketID string, max int) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	set, ok := p.users[userID]
-	if !ok {
+	switch {
+	case ok && set.has(socketID):
+		return false, nil
+	case max >= 0 && ok && set.len() >= max, max == 0:
+		return false, ErrUserLimit
+	case !ok:
 		set = &userSockets{}
 		p.users[userID] = set
-	}
-	if set.has(socketID) {
-		return false, nil
 	}
 	set.add(socketID)
 	p.sockets++

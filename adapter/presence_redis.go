@@ -202,6 +202,16 @@ func (p *RedisPresence) Watch(fn func(userID string, online bool)) {
 
 // Add implements Presence.
 func (p *RedisPresence) Add(ctx context.Context, userID, socketID string) (bool, error) {
+	return p.AddLimited(ctx, userID, socketID, -1)
+}
+
+// AddLimited implements UserSocketLimiter; a negative max means no limit.
+// The user's sockets on every registered node are counted and the socket
+// added in one script, so the limit holds across the cluster under
+// concurrent handshakes. While Redis is unreachable (or this node not yet
+// registered) only this node's sockets are counted: the limit then holds
+// per node.
+func (p *RedisPresence) AddLimited(ctx context.Context, userID, socketID string, max int) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -211,13 +221,25 @@ func (p *RedisPresence) Add(ctx context.Context, userID, socketID string) (bool,
 	if _, ok := socks[socketID]; ok {
 		return false, nil
 	}
+	if max >= 0 && len(socks) >= max {
+		return false, ErrUserLimit
+	}
 	if socks == nil {
 		socks = map[string]struct{}{}
 		p.local[userID] = socks
 	}
 	socks[socketID] = struct{}{}
 	p.sockets++
-	return p.writeLocked(ctx, userID, true), nil
+	first, refused := p.writeLocked(ctx, userID, max)
+	if refused {
+		delete(socks, socketID)
+		if len(socks) == 0 {
+			delete(p.local, userID)
+		}
+		p.sockets--
+		return false, ErrUserLimit
+	}
+	return first, nil
 }
 
 // Remove implements Presence.
@@ -236,38 +258,45 @@ func (p *RedisPresence) Remove(ctx context.Context, userID, socketID string) (bo
 	if p.closed {
 		return false, nil
 	}
-	return p.writeLocked(ctx, userID, false), nil
+	last, _ := p.writeLocked(ctx, userID, -1)
+	return last, nil
 }
 
-// writeLocked stores userID's socket count on this node and reports the
-// transition (through the watcher if there is one). On failure the node is
-// marked dirty and the heartbeat reconciles it later.
-func (p *RedisPresence) writeLocked(ctx context.Context, userID string, online bool) bool {
+// writeLocked stores userID's socket count on this node and reports
+// whether it made the user come online or go offline (through the watcher
+// if there is one, and then false). On failure the node is marked dirty
+// and the heartbeat reconciles it later. For a count that grew, max >= 0
+// makes the write conditional: refused reports that the user's sockets on
+// every node would then be more than max, and nothing was written.
+func (p *RedisPresence) writeLocked(ctx context.Context, userID string, max int) (transition, refused bool) {
+	online := len(p.local[userID]) > 0
 	if p.dirty {
 		// Not registered yet, or Redis failed: the heartbeat goroutine
 		// reconciles (and reports the transition), so that a connection
 		// never waits for an unreachable Redis.
 		p.kickLocked()
-		return false
+		return false, false
 	}
 	ctx, cancel := p.opCtx(ctx)
 	defer cancel()
 	res, err := scriptSet.Run(ctx, p.cfg.Client,
 		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node},
-		p.node, p.epoch, userID, len(p.local[userID]), p.sockets).Int()
+		p.node, p.epoch, userID, len(p.local[userID]), p.sockets, max, p.keys.nodePrefix).Int()
 	if err != nil {
 		p.failLocked("presence write", err)
-		return false
+		return false, false
 	}
 	switch res {
+	case -2:
+		return false, true
 	case -1: // this node was expired, or the store lost its data
 		p.dirty = true
 		p.syncLocked(ctx)
-		return false
+		return false, false
 	case 1, 2:
-		return p.reportLocked(userID, res == 1, online)
+		return p.reportLocked(userID, res == 1, online), false
 	}
-	return false
+	return false, false
 }
 
 // reportLocked hands a transition to the watcher, or returns it to the
@@ -456,7 +485,10 @@ func (p *RedisPresence) reap(ctx context.Context, ttl time.Duration) {
 	}
 }
 
-var _ UserSocketCounter = (*RedisPresence)(nil)
+var (
+	_ UserSocketCounter = (*RedisPresence)(nil)
+	_ UserSocketLimiter = (*RedisPresence)(nil)
+)
 
 // UserSockets implements UserSocketCounter: the user's sockets on every
 // registered node, a node that died included until it is expired.
@@ -561,8 +593,10 @@ func (p *RedisPresence) Close(ctx context.Context) error {
 // the same slot.
 var (
 	// KEYS: nodes, online, sockets, epoch, nodekey
-	// ARGV: node, epoch, user, count, nodeSockets
-	// Returns -1 (node unknown: sync), 0, 1 (user came online), 2 (went offline).
+	// ARGV: node, epoch, user, count, nodeSockets, max, nodeKeyPrefix
+	// Returns -2 (the count grows and the user's sockets on every node would
+	// pass max >= 0: nothing written), -1 (node unknown: sync), 0, 1 (user
+	// came online), 2 (went offline).
 	// scriptUserSockets sums a user's sockets over the registered nodes
 	// (keys share the hash tag of KEYS[1]).
 	// KEYS: nodes. ARGV: node key prefix, user.
@@ -577,6 +611,14 @@ return n
 if redis.call('GET', KEYS[4]) ~= ARGV[2] or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
 local old = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
 local new = tonumber(ARGV[4])
+local max = tonumber(ARGV[6])
+if max >= 0 and new > old then
+  local total = new - old
+  for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    total = total + tonumber(redis.call('HGET', ARGV[7] .. node, ARGV[3]) or '0')
+  end
+  if total > max then return -2 end
+end
 if new > 0 then redis.call('HSET', KEYS[5], ARGV[3], new) else redis.call('HDEL', KEYS[5], ARGV[3]) end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
 if old == 0 and new > 0 then

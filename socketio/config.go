@@ -176,12 +176,16 @@ type Config struct {
 	// means no limit. Behind a proxy, set ClientIP as for HandshakeRate.
 	MaxPendingConnections int
 	// MaxConnectionsPerUser is how many sockets one user may have
-	// connected at once, across the cluster when the Presence counts
-	// cluster-wide (adapter.UserSocketCounter); a handshake beyond gets
-	// connect_error with data.code "too_many_connections". Concurrent
-	// handshakes of one user may pass it by a few; a Presence that does not
-	// answer lets the handshake through. 0 means
-	// DefaultMaxConnectionsPerUser; -1 means no limit.
+	// connected at once, across the cluster with adapter.RedisPresence; a
+	// handshake beyond gets connect_error with data.code
+	// "too_many_connections". With a Presence that checks and adds in one
+	// step (adapter.UserSocketLimiter: MemoryPresence, RedisPresence) the
+	// limit holds exactly under concurrent handshakes; with RedisPresence
+	// while Redis is unreachable it holds per node. A Presence that can
+	// only count (adapter.UserSocketCounter) is asked first, and
+	// concurrent handshakes may pass it by a few; one that does not answer
+	// lets the handshake through. 0 means DefaultMaxConnectionsPerUser; -1
+	// means no limit.
 	MaxConnectionsPerUser int
 	// ClientIP returns the address of the client of a handshake request,
 	// for HandshakeRate; nil means the TCP peer's IP. For a CONNECT it is

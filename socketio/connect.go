@@ -56,7 +56,7 @@ func (s *Server) connect(c *client, p *parser.Packet) {
 		c.connectError(p.Nsp, "unauthorized", code)
 		return
 	}
-	if s.tooManyConnections(principal.UserID) {
+	if _, atomic := s.cfg.Presence.(adapter.UserSocketLimiter); !atomic && s.tooManyConnections(principal.UserID) {
 		s.log.Info("handshake rejected: too many connections", "user", principal.UserID, "max", s.cfg.MaxConnectionsPerUser)
 		c.connectError(p.Nsp, "too many connections", CodeTooManyConnections)
 		return
@@ -102,18 +102,38 @@ func (s *Server) connect(c *client, p *parser.Packet) {
 	s.mu.Unlock()
 	nsp.add(sock, rooms)
 	s.presenceMu.Lock()
+	overLimit := false
 	if sock.Connected() {
 		ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
-		first, err := s.cfg.Presence.Add(ctx, sock.userID, sock.id)
+		var first bool
+		if limiter, ok := s.cfg.Presence.(adapter.UserSocketLimiter); ok && s.cfg.MaxConnectionsPerUser >= 0 {
+			// The count and the add in one step: concurrent handshakes
+			// of one user cannot pass the limit together.
+			first, err = limiter.AddLimited(ctx, sock.userID, sock.id, s.cfg.MaxConnectionsPerUser)
+		} else {
+			first, err = s.cfg.Presence.Add(ctx, sock.userID, sock.id)
+		}
 		cancel()
 		if first {
 			s.notes.push(PresenceEvent{UserID: sock.userID, Online: true, Time: s.cfg.Now()})
 		}
-		if err != nil {
+		overLimit = errors.Is(err, adapter.ErrUserLimit)
+		if err != nil && !overLimit {
 			s.log.Error("presence add failed", "user", sock.userID, "err", err)
 		}
 	}
 	s.presenceMu.Unlock()
+	if overLimit {
+		// Registered but never answered: undone as a socket the server
+		// disconnects (not kept for recovery), then refused.
+		if rest != nil {
+			rest.done(false)
+		}
+		sock.onClose(reasonServerNamespaceDisconnect)
+		s.log.Info("handshake rejected: too many connections", "user", principal.UserID, "max", s.cfg.MaxConnectionsPerUser)
+		c.connectError(p.Nsp, "too many connections", CodeTooManyConnections)
+		return
+	}
 	if !c.addSocket(sock) || !sock.Connected() || s.closing.Load() {
 		// The connection closed, the socket was disconnected, or Shutdown
 		// began (and may have missed this socket) meanwhile.

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -174,5 +176,115 @@ func TestMaxConnectionsPerUser(t *testing.T) {
 	}
 	if _, err := socketio.New(socketio.Config{Verifier: fakeVerifier{}, MaxConnectionsPerUser: -3}); !errors.Is(err, socketio.ErrInvalidConfig) {
 		t.Fatalf("New with MaxConnectionsPerUser -3 = %v", err)
+	}
+}
+
+// burstConnect opens n long-polling sessions, half on each of servers in
+// turn, sends their CONNECTs for userID at once, and returns how many were
+// accepted and refused with too_many_connections; the sessions' URLs, to
+// close them, in urls. It may run Fatal only on the test's goroutine.
+func burstConnect(t *testing.T, servers []*testServer, userID string, n int) (accepted, refused int, urls []string) {
+	t.Helper()
+	urls = make([]string, n)
+	answers := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		ts := servers[i%len(servers)]
+		sid := pollHandshake(t, ts)
+		urls[i] = pollURL(ts, "EIO=4&transport=polling&sid="+sid)
+		body := fmt.Sprintf(`40{"token":%q}`, ts.token(t, userID))
+		wg.Go(func() {
+			<-start
+			code, resp, err := post(urls[i], body)
+			if err == nil && (code != http.StatusOK || resp != "ok") {
+				err = fmt.Errorf("POST CONNECT = %d %q", code, resp)
+			}
+			if err == nil {
+				var got polledBody
+				got, err = getBody(urls[i])
+				answers[i] = string(got)
+			}
+			errs[i] = err
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, a := range answers {
+		switch {
+		case errs[i] != nil:
+			t.Fatalf("session %d: %v", i, errs[i])
+		case strings.HasPrefix(a, "40{"):
+			accepted++
+		case strings.HasPrefix(a, "44{") && strings.Contains(a, socketio.CodeTooManyConnections):
+			refused++
+		default:
+			t.Fatalf("session %d: answer %q, want a CONNECT or too_many_connections", i, a)
+		}
+	}
+	return accepted, refused, urls
+}
+
+type polledBody []byte
+
+// getBody is one long-polling GET, safe on any goroutine.
+func getBody(url string) (polledBody, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET = %d %q", resp.StatusCode, b)
+	}
+	return b, err
+}
+
+// TestMaxConnectionsPerUserBursts: handshakes of one user at ten times the
+// limit, all at once, round after round, on one node and on two nodes of a
+// Redis cluster: exactly the limit get in, every time. (A check-then-add
+// let 135 of 100 in.)
+func TestMaxConnectionsPerUserBursts(t *testing.T) {
+	const limit, rounds = 5, 5
+	cfg := socketio.Config{MaxConnectionsPerUser: limit}
+	r := redistest.Start(t)
+	for _, tt := range []struct {
+		name    string
+		servers func(t *testing.T) []*testServer
+	}{
+		{"one node", func(t *testing.T) []*testServer { return []*testServer{startServer(t, cfg)} }},
+		{"two redis nodes", func(t *testing.T) []*testServer {
+			return []*testServer{
+				clusterServerWith(t, r.Client(t), adapter.RedisPubSub, cfg),
+				clusterServerWith(t, r.Client(t), adapter.RedisPubSub, cfg),
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			servers := tt.servers(t)
+			sockets := func() int {
+				n := 0
+				for _, ts := range servers {
+					n += ts.SocketCount()
+				}
+				return n
+			}
+			for round := range rounds {
+				accepted, refused, urls := burstConnect(t, servers, "bursty", 10*limit)
+				if accepted != limit || refused != 9*limit {
+					t.Errorf("round %d: %d accepted, %d refused; want %d and %d", round, accepted, refused, limit, 9*limit)
+				}
+				if n := sockets(); n != accepted {
+					t.Errorf("round %d: %d sockets connected, %d accepted", round, n, accepted)
+				}
+				for _, u := range urls {
+					_, _, _ = post(u, "1") // close the session
+				}
+				eventually(t, "every session closed", func() bool { return sockets() == 0 })
+			}
+		})
 	}
 }
