@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +98,12 @@ type RedisPresence struct {
 	mu      sync.Mutex
 	local   map[string]map[string]struct{} // user -> sockets on this node
 	sockets int
+	// digest sums up local (an XOR of one hash per user and count), so that
+	// the heartbeat finds out in one comparison that Redis holds another
+	// state for this node than its own: a snapshot from the past, lost
+	// writes. Counts alone cannot tell alice's one socket from ghost's.
+	digest uint64
+	seed   maphash.Seed
 	epoch   string // the store's epoch this node registered in; "" before
 	dirty   bool   // Redis may not match local: sync before the next write
 	watch   func(userID string, online bool)
@@ -110,7 +118,7 @@ type RedisPresence struct {
 }
 
 type presenceKeys struct {
-	nodes, online, sockets, epoch, nodePrefix string
+	nodes, online, sockets, digests, epoch, nodePrefix string
 }
 
 var (
@@ -160,11 +168,12 @@ func NewRedisPresence(cfg RedisPresenceConfig) (*RedisPresence, error) {
 		node: randomID(),
 		keys: presenceKeys{
 			nodes: tag + "nodes", online: tag + "online", sockets: tag + "sockets",
-			epoch: tag + "epoch", nodePrefix: tag + "node:",
+			digests: tag + "digests", epoch: tag + "epoch", nodePrefix: tag + "node:",
 		},
 		log:     log,
 		limited: newRateLog(log, cfg.LogInterval),
 		local:   map[string]map[string]struct{}{},
+		seed:    maphash.MakeSeed(),
 		dirty:   true,
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -228,10 +237,12 @@ func (p *RedisPresence) AddLimited(ctx context.Context, userID, socketID string,
 		socks = map[string]struct{}{}
 		p.local[userID] = socks
 	}
+	p.recount(userID, len(socks), len(socks)+1)
 	socks[socketID] = struct{}{}
 	p.sockets++
 	first, refused := p.writeLocked(ctx, userID, max)
 	if refused {
+		p.recount(userID, len(socks), len(socks)-1)
 		delete(socks, socketID)
 		if len(socks) == 0 {
 			delete(p.local, userID)
@@ -250,6 +261,7 @@ func (p *RedisPresence) Remove(ctx context.Context, userID, socketID string) (bo
 	if _, ok := socks[socketID]; !ok {
 		return false, nil
 	}
+	p.recount(userID, len(socks), len(socks)-1)
 	delete(socks, socketID)
 	if len(socks) == 0 {
 		delete(p.local, userID)
@@ -261,6 +273,27 @@ func (p *RedisPresence) Remove(ctx context.Context, userID, socketID string) (bo
 	last, _ := p.writeLocked(ctx, userID, -1)
 	return last, nil
 }
+
+// recount updates the digest for userID's count going from old to new.
+func (p *RedisPresence) recount(userID string, old, new int) {
+	p.digest ^= p.term(userID, old) ^ p.term(userID, new)
+}
+
+// term is one user's share of the digest; a user without sockets has none.
+func (p *RedisPresence) term(userID string, n int) uint64 {
+	if n == 0 {
+		return 0
+	}
+	var h maphash.Hash
+	h.SetSeed(p.seed)
+	h.WriteString(userID)
+	h.WriteByte(0)
+	h.WriteString(strconv.Itoa(n))
+	return h.Sum64()
+}
+
+// digestArg is the digest as the scripts store it.
+func (p *RedisPresence) digestArg() string { return strconv.FormatUint(p.digest, 16) }
 
 // writeLocked stores userID's socket count on this node and reports
 // whether it made the user come online or go offline (through the watcher
@@ -280,8 +313,8 @@ func (p *RedisPresence) writeLocked(ctx context.Context, userID string, max int)
 	ctx, cancel := p.opCtx(ctx)
 	defer cancel()
 	res, err := scriptSet.Run(ctx, p.cfg.Client,
-		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node},
-		p.node, p.epoch, userID, len(p.local[userID]), p.sockets, max, p.keys.nodePrefix).Int()
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node, p.keys.digests},
+		p.node, p.epoch, userID, len(p.local[userID]), p.sockets, max, p.keys.nodePrefix, p.digestArg()).Int()
 	if err != nil {
 		p.failLocked("presence write", err)
 		return false, false
@@ -337,13 +370,13 @@ func (p *RedisPresence) opCtx(ctx context.Context) (context.Context, context.Can
 func (p *RedisPresence) syncLocked(ctx context.Context) bool {
 	ctx, cancel := p.opCtx(ctx)
 	defer cancel()
-	args := make([]any, 0, 4+2*len(p.local))
-	args = append(args, p.node, p.epoch, randomID(), p.sockets)
+	args := make([]any, 0, 5+2*len(p.local))
+	args = append(args, p.node, p.epoch, randomID(), p.sockets, p.digestArg())
 	for u, socks := range p.local {
 		args = append(args, u, len(socks))
 	}
 	res, err := scriptSync.Run(ctx, p.cfg.Client,
-		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node},
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node, p.keys.digests},
 		args...).Slice()
 	if err != nil {
 		p.failLocked("presence sync", err)
@@ -439,7 +472,8 @@ func (p *RedisPresence) heartbeat(ctx context.Context) {
 		p.syncLocked(ctx)
 	} else {
 		octx, cancel := p.opCtx(ctx)
-		ok, err := scriptBeat.Run(octx, p.cfg.Client, []string{p.keys.nodes, p.keys.epoch, p.keys.sockets}, p.node, p.epoch, p.sockets).Int()
+		ok, err := scriptBeat.Run(octx, p.cfg.Client, []string{p.keys.nodes, p.keys.epoch, p.keys.sockets, p.keys.digests},
+			p.node, p.epoch, p.sockets, p.digestArg()).Int()
 		cancel()
 		switch {
 		case err != nil:
@@ -447,7 +481,7 @@ func (p *RedisPresence) heartbeat(ctx context.Context) {
 		case ok == 1:
 			p.recoveredLocked()
 		case ok == 0:
-			p.log.Warn("this node's registration in redis presence is gone or out of date (expired while paused or cut off, or writes lost in a failover); re-registering", "node", p.node)
+			p.log.Warn("this node's registration in redis presence is gone or out of date (expired while paused or cut off, writes lost in a failover, or data restored from the past); re-registering", "node", p.node)
 			p.dirty = true
 			p.syncLocked(ctx)
 		}
@@ -467,7 +501,7 @@ func (p *RedisPresence) reap(ctx context.Context, ttl time.Duration) {
 	octx, cancel := p.opCtx(ctx)
 	defer cancel()
 	res, err := scriptReap.Run(octx, p.cfg.Client,
-		[]string{p.keys.nodes, p.keys.online, p.keys.sockets},
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.digests},
 		p.keys.nodePrefix, ttl.Milliseconds(), p.node).Slice()
 	if err != nil {
 		p.failed = true
@@ -578,7 +612,7 @@ func (p *RedisPresence) Close(ctx context.Context) error {
 	octx, cancel := p.opCtx(ctx)
 	defer cancel()
 	res, err := scriptLeave.Run(octx, p.cfg.Client,
-		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.nodePrefix + p.node}, p.node).StringSlice()
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.nodePrefix + p.node, p.keys.digests}, p.node).StringSlice()
 	if err != nil {
 		return fmt.Errorf("adapter: redis presence: leave: %w", err)
 	}
@@ -592,8 +626,8 @@ func (p *RedisPresence) Close(ctx context.Context) error {
 // of an expired node is derived from the prefix passed in ARGV, which is in
 // the same slot.
 var (
-	// KEYS: nodes, online, sockets, epoch, nodekey
-	// ARGV: node, epoch, user, count, nodeSockets, max, nodeKeyPrefix
+	// KEYS: nodes, online, sockets, epoch, nodekey, digests
+	// ARGV: node, epoch, user, count, nodeSockets, max, nodeKeyPrefix, digest
 	// Returns -2 (the count grows and the user's sockets on every node would
 	// pass max >= 0: nothing written), -1 (node unknown: sync), 0, 1 (user
 	// came online), 2 (went offline).
@@ -621,6 +655,7 @@ if max >= 0 and new > old then
 end
 if new > 0 then redis.call('HSET', KEYS[5], ARGV[3], new) else redis.call('HDEL', KEYS[5], ARGV[3]) end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[8])
 if old == 0 and new > 0 then
   if redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then return 1 end
 elseif old > 0 and new == 0 then
@@ -631,8 +666,8 @@ elseif old > 0 and new == 0 then
 end
 return 0`)
 
-	// KEYS: nodes, online, sockets, epoch, nodekey
-	// ARGV: node, knownEpoch, candidateEpoch, nodeSockets, user1, count1, ...
+	// KEYS: nodes, online, sockets, epoch, nodekey, digests
+	// ARGV: node, knownEpoch, candidateEpoch, nodeSockets, digest, user1, count1, ...
 	// Returns {epoch, silent, onlineUsers, offlineUsers}.
 	scriptSync = redis.NewScript(`
 local t = redis.call('TIME')
@@ -645,7 +680,7 @@ end
 local silent = 0
 if ARGV[2] ~= '' and ARGV[2] ~= epoch then silent = 1 end
 local want = {}
-for i = 5, #ARGV, 2 do want[ARGV[i]] = ARGV[i + 1] end
+for i = 6, #ARGV, 2 do want[ARGV[i]] = ARGV[i + 1] end
 local have = {}
 local old = redis.call('HGETALL', KEYS[5])
 for i = 1, #old, 2 do have[old[i]] = true end
@@ -664,23 +699,26 @@ for u, _ in pairs(want) do
   end
 end
 redis.call('DEL', KEYS[5])
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[5])
 return {epoch, silent, on, off}`)
 
-	// KEYS: nodes, epoch, sockets. ARGV: node, epoch, nodeSockets.
-	// Returns 1, or 0 if the node must sync: it was expired, or the store
-	// lost some of its writes (a failover: replication is asynchronous), seen
-	// as a socket count that is not the node's own.
+	// KEYS: nodes, epoch, sockets, digests. ARGV: node, epoch, nodeSockets,
+	// digest. Returns 1, or 0 if the node must sync: it was expired, or the
+	// store holds another state for it than its own (writes lost in a
+	// failover: replication is asynchronous; data restored from the past),
+	// seen as a socket count or a digest that is not the node's own.
 	scriptBeat = redis.NewScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[2] or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 if tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '-1') ~= tonumber(ARGV[3]) then return 0 end
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[4] then return 0 end
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
 return 1`)
 
-	// KEYS: nodes, online, sockets. ARGV: nodeKeyPrefix, ttlMillis, self.
+	// KEYS: nodes, online, sockets, digests. ARGV: nodeKeyPrefix, ttlMillis, self.
 	// Returns {deadNodes, usersWhoWentOffline}.
 	scriptReap = redis.NewScript(`
 local t = redis.call('TIME')
@@ -698,13 +736,15 @@ for _, n in ipairs(dead) do
     end
     redis.call('DEL', nk)
     redis.call('HDEL', KEYS[3], n)
+    redis.call('HDEL', KEYS[4], n)
     redis.call('ZREM', KEYS[1], n)
     gone[#gone + 1] = n
   end
 end
 return {gone, off}`)
 
-	// KEYS: nodes, online, sockets, nodekey. ARGV: node. Returns users who went offline.
+	// KEYS: nodes, online, sockets, nodekey, digests. ARGV: node. Returns
+	// users who went offline.
 	scriptLeave = redis.NewScript(`
 local off = {}
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -717,6 +757,7 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 redis.call('DEL', KEYS[4])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return off`)
 
