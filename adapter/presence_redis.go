@@ -104,13 +104,13 @@ type RedisPresence struct {
 	// writes. Counts alone cannot tell alice's one socket from ghost's.
 	digest uint64
 	seed   maphash.Seed
-	epoch   string // the store's epoch this node registered in; "" before
-	dirty   bool   // Redis may not match local: sync before the next write
-	watch   func(userID string, online bool)
-	closed  bool
-	failed  bool      // a Redis operation failed since the last refresh
-	lastOK  time.Time // when Redis last refreshed this node's registration
-	reapAt  time.Time // expire no other node before then (see recoveredLocked)
+	epoch  string // the store's epoch this node registered in; "" before
+	dirty  bool   // Redis may not match local: sync before the next write
+	watch  func(userID string, online bool)
+	closed bool
+	failed bool      // a Redis operation failed since the last refresh
+	lastOK time.Time // when Redis last refreshed this node's registration
+	reapAt time.Time // expire no other node before then (see recoveredLocked)
 
 	kick   chan struct{} // wakes the heartbeat goroutine to reconcile
 	cancel context.CancelFunc
