@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ const (
 	DefaultRedisPrefix    = "socket.io"
 	DefaultPublishTimeout = 2 * time.Second
 	DefaultLogInterval    = 30 * time.Second
+	DefaultGapWindow      = time.Second
 	// failFastFor is how long publishes fail at once after one failed,
 	// before the next one tries Redis again.
 	failFastFor = time.Second
@@ -62,6 +64,18 @@ const (
 var ErrRemoteUndelivered = errors.New("adapter: not delivered to other nodes: redis unreachable")
 
 var errRecentFailure = errors.New("redis failed less than a second ago")
+
+// ErrMaybeLost is returned, wrapped, by RedisBroker.Publish in the pub/sub
+// and sharded modes for a message that Redis took but that some nodes may
+// have missed because they were subscribing again: pub/sub does not keep
+// a message for a subscriber that is not there. A node reports it for what
+// it publishes while its own subscription is down and for GapWindow after
+// it is back (a Redis restart or failover cuts every node's at once); a
+// publish-only broker (an Emitter) in pub/sub mode when fewer nodes
+// received the message than are registered. The message reached this
+// node's sockets and the nodes that were subscribed. The streams mode has
+// no such gap: nodes read on from where they stopped.
+var ErrMaybeLost = errors.New("adapter: some nodes may have missed it: they were resubscribing to redis")
 
 // RedisBrokerConfig configures a RedisBroker.
 type RedisBrokerConfig struct {
@@ -90,6 +104,11 @@ type RedisBrokerConfig struct {
 	// LogInterval rate-limits repeated failure logs; 0 means
 	// DefaultLogInterval.
 	LogInterval time.Duration
+	// GapWindow is how long after this node's subscription is back its
+	// publishes are still reported with ErrMaybeLost (pub/sub and sharded
+	// modes): the other nodes resubscribe in about as long as it did, at
+	// most maxRetryBackoff (500 ms) later. 0 means DefaultGapWindow.
+	GapWindow time.Duration
 	// SkipListenerCheck turns off a publish-only broker's check that some
 	// node listens on its mode and prefix (ErrNoListeners,
 	// ErrModeMismatch). The check finds herald nodes by their registration
@@ -106,6 +125,7 @@ type RedisBrokerMetrics struct {
 	Received       uint64 // messages from other nodes delivered here
 	Dropped        uint64 // messages from Redis that were malformed or not deliverable
 	Reconnects     uint64 // times a subscription was re-established after it was lost
+	MaybeLost      uint64 // publishes reported with ErrMaybeLost (among Published)
 	SubscriptionUp bool   // whether the subscription is currently established
 }
 
@@ -124,6 +144,7 @@ type RedisBrokerMetrics struct {
 // processes without sockets (see socketio.Emitter).
 type RedisBroker struct {
 	cfg     RedisBrokerConfig
+	honours bool // the client ends commands at their deadline (deadline.go)
 	uid     string
 	base    string // "<prefix>#/#", the main namespace's channel
 	log     *slog.Logger
@@ -135,17 +156,23 @@ type RedisBroker struct {
 	ctx     context.Context // ends at Close; the subscriptions' goroutines end with it
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	kick    chan struct{}            // wakes runRegistry to register again at once
 	rooms   map[string]int           // sharded: room channel -> observers, for dynamic subscriptions
 	nsps    map[string]bool          // sharded: namespaces whose main channel is subscribed
 	subs    map[string]*subscription // by shard ("" outside Redis Cluster)
 	stream  *streamLog               // streams mode, once subscribed
 	pub     *publisher               // pub/sub and sharded modes
 
-	published, publishErrors, received, dropped, reconnects atomic.Uint64
-	failUntil                                               atomic.Int64 // unix ns: fail fast until then
-	listenersUntil                                          atomic.Int64 // unix ns: publish-only, a node listens (registry.go)
-	deliverFn                                               atomic.Pointer[func(Message)]
-	isClosed                                                atomic.Bool // Publish reads these without b.mu
+	published, publishErrors, received, dropped, reconnects, maybeLost atomic.Uint64
+
+	failUntil       atomic.Int64 // unix ns: fail fast until then
+	listenersUntil  atomic.Int64 // unix ns: publish-only, a node listens (registry.go)
+	probing         atomic.Bool  // a publish is trying Redis again after failures
+	gapUntil        atomic.Int64 // unix ns: publishes may miss resubscribing nodes until then
+	registeredNodes atomic.Int64 // publish-only pub/sub: live herald nodes of this prefix (registry.go)
+	registeredAt    atomic.Int64 // unix ns: when registeredNodes was read
+	deliverFn       atomic.Pointer[func(Message)]
+	isClosed        atomic.Bool // Publish reads these without b.mu
 }
 
 var (
@@ -185,8 +212,8 @@ func NewRedisBroker(cfg RedisBrokerConfig) (*RedisBroker, error) {
 	if strings.ContainsAny(cfg.Prefix, "#*?[]") {
 		errs = append(errs, fmt.Errorf("Prefix %q: must not contain # * ? [ ]", cfg.Prefix))
 	}
-	if cfg.PublishTimeout < 0 || cfg.LogInterval < 0 {
-		errs = append(errs, errors.New("PublishTimeout and LogInterval must not be negative"))
+	if cfg.PublishTimeout < 0 || cfg.LogInterval < 0 || cfg.GapWindow < 0 {
+		errs = append(errs, errors.New("PublishTimeout, LogInterval and GapWindow must not be negative"))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("adapter: invalid RedisBrokerConfig: %w", errors.Join(errs...))
@@ -197,22 +224,28 @@ func NewRedisBroker(cfg RedisBrokerConfig) (*RedisBroker, error) {
 	if cfg.LogInterval == 0 {
 		cfg.LogInterval = DefaultLogInterval
 	}
+	if cfg.GapWindow == 0 {
+		cfg.GapWindow = DefaultGapWindow
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
+	honours := honoursDeadlines(cfg.Client)
 	return &RedisBroker{
 		cfg:     cfg,
+		honours: honours,
 		uid:     "herald-" + hex.EncodeToString(id[:]),
 		base:    cfg.Prefix + "#" + defaultNamespace + "#",
 		log:     log,
 		limited: newRateLog(log, cfg.LogInterval),
+		kick:    make(chan struct{}, 1),
 		rooms:   map[string]int{},
 		nsps:    map[string]bool{"": true},
 		subs:    map[string]*subscription{},
-		pub:     &publisher{client: cfg.Client, timeout: cfg.PublishTimeout},
+		pub:     &publisher{client: cfg.Client, timeout: cfg.PublishTimeout, honours: honours},
 	}, nil
 }
 
@@ -227,6 +260,7 @@ func (b *RedisBroker) Metrics() RedisBrokerMetrics {
 		Received:       b.received.Load(),
 		Dropped:        b.dropped.Load(),
 		Reconnects:     b.reconnects.Load(),
+		MaybeLost:      b.maybeLost.Load(),
 		SubscriptionUp: b.subscriptionsUp(),
 	}
 }
@@ -313,10 +347,13 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 	if deliver := b.deliverFn.Load(); deliver != nil {
 		(*deliver)(m)
 	}
-	if until := b.failUntil.Load(); until != 0 && time.Now().UnixNano() < until {
-		// Redis just failed: do not make every emit wait for it.
+	fail, probe := b.failFast()
+	if fail {
 		b.publishErrors.Add(1)
 		return fmt.Errorf("%w: %w", ErrRemoteUndelivered, errRecentFailure)
+	}
+	if probe {
+		defer b.probing.Store(false)
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
@@ -357,7 +394,55 @@ func (b *RedisBroker) Publish(ctx context.Context, m Message) error {
 		b.log.Info("redis publish recovered")
 	}
 	b.published.Add(1)
+	if gap := b.gapReport(ctx, n); gap != nil {
+		b.maybeLost.Add(1)
+		return gap
+	}
 	return nil
+}
+
+// redisCall runs one Redis operation bounded by ctx's deadline whatever
+// the client's options (deadline.go). ctx must have a deadline.
+func redisCall[T any](b *RedisBroker, ctx context.Context, op func(ctx context.Context) (T, error)) (T, error) {
+	return bounded(ctx, b.honours, op)
+}
+
+// gapReport returns an ErrMaybeLost error for a message Redis took (n
+// clients received it) when some nodes may have missed it (see
+// ErrMaybeLost), nil otherwise.
+func (b *RedisBroker) gapReport(ctx context.Context, n int64) error {
+	if until := b.gapUntil.Load(); until != 0 {
+		if time.Now().UnixNano() < until {
+			return fmt.Errorf("%w (this node's subscription was down or is back for less than %v)", ErrMaybeLost, b.cfg.GapWindow)
+		}
+		b.gapUntil.CompareAndSwap(until, 0)
+	}
+	if b.cfg.Mode != RedisPubSub || !b.checksListeners() {
+		return nil
+	}
+	if want := b.liveNodes(ctx); n < want {
+		return fmt.Errorf("%w (%d clients received it, %d nodes are registered)", ErrMaybeLost, n, want)
+	}
+	return nil
+}
+
+// failFast reports whether a publish fails at once, without waiting for
+// Redis, because Redis failed recently (a circuit breaker): for
+// failFastFor after a failure every publish does; after that one publish
+// at a time, the probe, tries Redis again while the others still fail at
+// once, until it answers. A stalled Redis thus holds up one publish per
+// PublishTimeout + failFastFor, not every one.
+func (b *RedisBroker) failFast() (fail, probe bool) {
+	until := b.failUntil.Load()
+	switch {
+	case until == 0:
+		return false, false
+	case time.Now().UnixNano() < until:
+		return true, false
+	case b.probing.CompareAndSwap(false, true):
+		return false, true
+	}
+	return true, false
 }
 
 // checksListeners reports whether Publish checks that a node listens: on a
@@ -601,6 +686,7 @@ func (s *subscription) once(ctx context.Context) (established bool) {
 		s.mu.Unlock()
 		_ = ps.Close()
 		if s.up.Swap(false) && ctx.Err() == nil {
+			b.gapUntil.Store(math.MaxInt64) // until every subscription is back
 			b.limited.Reset("subscribe")
 			b.log.Warn("redis subscription lost; reconnecting", "shard", s.shard)
 		}
@@ -630,10 +716,14 @@ func (s *subscription) once(ctx context.Context) (established bool) {
 				established = true
 				if s.everUp {
 					b.reconnects.Add(1)
+					b.kickRegistry() // Redis may have lost the registration
 					b.log.Info("redis subscription re-established", "shard", s.shard)
 				}
 				s.everUp = true
 				s.up.Store(true)
+				if b.gapUntil.Load() != 0 && b.subscriptionsUp() {
+					b.gapUntil.Store(time.Now().Add(b.cfg.GapWindow).UnixNano())
+				}
 				b.failUntil.Store(0) // Redis answers again: publishes may try it
 				b.limited.Reset("subscribe")
 			}

@@ -70,8 +70,12 @@ func (b *RedisBroker) publishStream(ctx context.Context, m Message) error {
 		}
 		return fmt.Errorf("%w: %w", ErrRemoteUndelivered, err)
 	}
-	if until := b.failUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+	failNow, probe := b.failFast()
+	if failNow {
 		return fail(errRecentFailure)
+	}
+	if probe {
+		defer b.probing.Store(false)
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
@@ -82,10 +86,13 @@ func (b *RedisBroker) publishStream(ctx context.Context, m Message) error {
 		}
 	}
 	if err == nil {
-		err = b.cfg.Client.XAdd(ctx, &redis.XAddArgs{
+		args := &redis.XAddArgs{
 			Stream: b.cfg.Stream, MaxLen: b.cfg.StreamMaxLen, Approx: true, ID: "*",
 			Values: []any{"uid", b.uid, "nsp", wireNamespace(m), "type", streamType(m), "data", data},
-		}).Err()
+		}
+		_, err = redisCall(b, ctx, func(ctx context.Context) (string, error) {
+			return b.cfg.Client.XAdd(ctx, args).Result()
+		})
 	}
 	if err != nil {
 		b.failUntil.Store(time.Now().Add(failFastFor).UnixNano())
@@ -139,6 +146,7 @@ func (l *streamLog) markUp() {
 	b.limited.Reset("subscribe")
 	if l.wasUp {
 		b.reconnects.Add(1)
+		b.kickRegistry() // Redis may have lost the registration
 		b.log.Info("redis stream reading re-established")
 	}
 	l.wasUp = true
@@ -226,7 +234,10 @@ func (b *RedisBroker) SaveSession(ctx context.Context, s Session, ttl time.Durat
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	if err := b.cfg.Client.Set(ctx, b.cfg.SessionPrefix+s.PID, encodeSession(s), ttl).Err(); err != nil {
+	key, value := b.cfg.SessionPrefix+s.PID, encodeSession(s)
+	if _, err := redisCall(b, ctx, func(ctx context.Context) (string, error) {
+		return b.cfg.Client.Set(ctx, key, value, ttl).Result()
+	}); err != nil {
 		b.limited.Log(slog.LevelWarn, "session", "redis: saving a session failed", "err", err)
 		return fmt.Errorf("adapter: save session: %w", err)
 	}
@@ -246,7 +257,9 @@ func (b *RedisBroker) RestoreSession(ctx context.Context, pid, offset string) (S
 	ctx, cancel := context.WithTimeout(ctx, 2*b.cfg.PublishTimeout)
 	defer cancel()
 	key := b.cfg.SessionPrefix + pid
-	res, err := scriptTakeSession.Run(ctx, b.cfg.Client, []string{key}).Slice()
+	res, err := redisCall(b, ctx, func(ctx context.Context) ([]any, error) {
+		return scriptTakeSession.Run(ctx, b.cfg.Client, []string{key}).Slice()
+	})
 	if errors.Is(err, redis.Nil) {
 		return Session{}, nil, noop, ErrNoSession
 	}
@@ -261,7 +274,9 @@ func (b *RedisBroker) RestoreSession(ctx context.Context, pid, offset string) (S
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
 		defer cancel()
-		if err := b.cfg.Client.SetNX(ctx, key, raw, time.Duration(ttl)*time.Millisecond).Err(); err != nil {
+		if _, err := redisCall(b, ctx, func(ctx context.Context) (bool, error) {
+			return b.cfg.Client.SetNX(ctx, key, raw, time.Duration(ttl)*time.Millisecond).Result()
+		}); err != nil {
 			b.limited.Log(slog.LevelWarn, "session", "redis: putting a session back failed", "err", err)
 		}
 	}
@@ -272,7 +287,9 @@ func (b *RedisBroker) RestoreSession(ctx context.Context, pid, offset string) (S
 	if s.PID != pid {
 		return Session{}, nil, noop, fmt.Errorf("%w: session key holds another pid", ErrNoSession)
 	}
-	if at, err := b.cfg.Client.XRangeN(ctx, b.cfg.Stream, offset, offset, 1).Result(); err != nil {
+	if at, err := redisCall(b, ctx, func(ctx context.Context) ([]redis.XMessage, error) {
+		return b.cfg.Client.XRangeN(ctx, b.cfg.Stream, offset, offset, 1).Result()
+	}); err != nil {
 		return Session{}, nil, noop, fmt.Errorf("adapter: restore session: %w", err)
 	} else if len(at) == 0 {
 		return Session{}, nil, noop, fmt.Errorf("%w: offset %s is no longer in the stream", ErrNoSession, offset)
@@ -369,7 +386,9 @@ func (b *RedisBroker) missed(ctx context.Context, s Session, offset, pos string)
 		if compareIDs(strings.TrimPrefix(from, "("), pos) >= 0 {
 			break
 		}
-		entries, err := b.cfg.Client.XRangeN(ctx, b.cfg.Stream, from, pos, 1000).Result()
+		entries, err := redisCall(b, ctx, func(ctx context.Context) ([]redis.XMessage, error) {
+			return b.cfg.Client.XRangeN(ctx, b.cfg.Stream, from, pos, 1000).Result()
+		})
 		if err != nil {
 			return nil, fmt.Errorf("adapter: restore session: %w", err)
 		}

@@ -54,3 +54,10 @@ type UserSocketLimiter interface {
 	// added is not counted twice.
 	AddLimited(ctx context.Context, userID, socketID string, max int) (first bool, err error)
 }
+
+// ErrPartial is returned, wrapped, by a cluster Presence's reads together
+// with an answer that covers this node's own sockets only: the store did
+// not answer, or failed and has not answered since (it is then not asked,
+// so that a stalled store does not slow every read). Callers that can use
+// a partial answer check errors.Is(err, ErrPartial) and use the value.
+var ErrPartial = errors.New("adapter: partial answer: this node's own sockets only")

@@ -81,15 +81,21 @@ type RedisPresenceConfig struct {
 // refresh a registration; when one stops, another removes its users after
 // NodeTTL and reports them offline.
 //
-// While Redis is unreachable, Add and Remove still succeed locally; the
-// node reconciles its state when Redis is back and reports the transitions
-// that happened meanwhile. If Redis lost its data (a restart without
+// While Redis is unreachable, Add and Remove still succeed locally, and
+// reads answer this node's own view with ErrPartial; every Redis operation
+// is bounded by OpTimeout and, once one failed, none waits for Redis until
+// the heartbeat goroutine finds it back (its refresh and reconciliation
+// do not hold the lock that Add and Remove take while they wait; only the
+// expiry of dead nodes does, to keep transitions in order). The node then
+// reconciles its state and reports the transitions that happened
+// meanwhile. If Redis lost its data (a restart without
 // persistence), every node re-registers its users without reporting them
 // as new transitions.
 //
 // NewRedisPresence starts one goroutine; Close stops it.
 type RedisPresence struct {
 	cfg     RedisPresenceConfig
+	honours bool // the client ends commands at their deadline (deadline.go)
 	node    string
 	keys    presenceKeys
 	log     *slog.Logger
@@ -104,13 +110,16 @@ type RedisPresence struct {
 	// writes. Counts alone cannot tell alice's one socket from ghost's.
 	digest uint64
 	seed   maphash.Seed
-	epoch  string // the store's epoch this node registered in; "" before
-	dirty  bool   // Redis may not match local: sync before the next write
-	watch  func(userID string, online bool)
-	closed bool
-	failed bool      // a Redis operation failed since the last refresh
-	lastOK time.Time // when Redis last refreshed this node's registration
-	reapAt time.Time // expire no other node before then (see recoveredLocked)
+	// version counts the changes to local: a heartbeat's snapshot older
+	// than local when its answer comes does not put the node in step.
+	version uint64
+	epoch   string // the store's epoch this node registered in; "" before
+	dirty   bool   // Redis may not match local: sync before the next write
+	watch   func(userID string, online bool)
+	closed  bool
+	failed  bool      // a Redis operation failed since the last refresh
+	lastOK  time.Time // when Redis last refreshed this node's registration
+	reapAt  time.Time // expire no other node before then (see recoveredLocked)
 
 	kick   chan struct{} // wakes the heartbeat goroutine to reconcile
 	cancel context.CancelFunc
@@ -164,8 +173,9 @@ func NewRedisPresence(cfg RedisPresenceConfig) (*RedisPresence, error) {
 	}
 	tag := "{" + cfg.Prefix + "}:"
 	p := &RedisPresence{
-		cfg:  cfg,
-		node: randomID(),
+		cfg:     cfg,
+		honours: honoursDeadlines(cfg.Client),
+		node:    randomID(),
 		keys: presenceKeys{
 			nodes: tag + "nodes", online: tag + "online", sockets: tag + "sockets",
 			digests: tag + "digests", epoch: tag + "epoch", nodePrefix: tag + "node:",
@@ -274,9 +284,27 @@ func (p *RedisPresence) Remove(ctx context.Context, userID, socketID string) (bo
 	return last, nil
 }
 
+// eval runs script s, bounded by OpTimeout whatever the client's options
+// (deadline.go), and returns its reply.
+func (p *RedisPresence) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) (any, error) {
+	ctx, cancel := p.opCtx(ctx)
+	defer cancel()
+	return bounded(ctx, p.honours, func(ctx context.Context) (any, error) {
+		return s.Run(ctx, p.cfg.Client, keys, args...).Result()
+	})
+}
+
+// call runs one command, bounded as eval.
+func call[T any](p *RedisPresence, ctx context.Context, op func(ctx context.Context) (T, error)) (T, error) {
+	ctx, cancel := p.opCtx(ctx)
+	defer cancel()
+	return bounded(ctx, p.honours, op)
+}
+
 // recount updates the digest for userID's count going from old to new.
 func (p *RedisPresence) recount(userID string, old, new int) {
 	p.digest ^= p.term(userID, old) ^ p.term(userID, new)
+	p.version++
 }
 
 // term is one user's share of the digest; a user without sockets has none.
@@ -310,11 +338,13 @@ func (p *RedisPresence) writeLocked(ctx context.Context, userID string, max int)
 		p.kickLocked()
 		return false, false
 	}
-	ctx, cancel := p.opCtx(ctx)
-	defer cancel()
-	res, err := scriptSet.Run(ctx, p.cfg.Client,
+	reply, err := p.eval(ctx, scriptSet,
 		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node, p.keys.digests},
-		p.node, p.epoch, userID, len(p.local[userID]), p.sockets, max, p.keys.nodePrefix, p.digestArg()).Int()
+		p.node, p.epoch, userID, len(p.local[userID]), p.sockets, max, p.keys.nodePrefix, p.digestArg())
+	res, ok := reply.(int64)
+	if err == nil && !ok {
+		err = fmt.Errorf("unexpected reply %v", reply)
+	}
 	if err != nil {
 		p.failLocked("presence write", err)
 		return false, false
@@ -324,7 +354,7 @@ func (p *RedisPresence) writeLocked(ctx context.Context, userID string, max int)
 		return false, true
 	case -1: // this node was expired, or the store lost its data
 		p.dirty = true
-		p.syncLocked(ctx)
+		p.kickLocked() // the heartbeat goroutine syncs, without this lock
 		return false, false
 	case 1, 2:
 		return p.reportLocked(userID, res == 1, online), false
@@ -364,38 +394,68 @@ func (p *RedisPresence) opCtx(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpTimeout)
 }
 
-// syncLocked writes this node's whole state, registering the node, and
-// reports the transitions it causes (none if the store lost its data:
-// those users never went offline). It reports whether it succeeded.
-func (p *RedisPresence) syncLocked(ctx context.Context) bool {
-	ctx, cancel := p.opCtx(ctx)
-	defer cancel()
-	args := make([]any, 0, 5+2*len(p.local))
-	args = append(args, p.node, p.epoch, randomID(), p.sockets, p.digestArg())
-	for u, socks := range p.local {
-		args = append(args, u, len(socks))
+// snapshot is what a heartbeat writes or checks, taken under p.mu and
+// sent without it, so that Add and Remove never wait for Redis behind a
+// heartbeat.
+type snapshot struct {
+	version uint64
+	epoch   string
+	sockets int
+	digest  string
+	users   []any // sync only: user1, count1, ...
+}
+
+func (p *RedisPresence) snapshotLocked(withUsers bool) snapshot {
+	snap := snapshot{version: p.version, epoch: p.epoch, sockets: p.sockets, digest: p.digestArg()}
+	if withUsers {
+		snap.users = make([]any, 0, 2*len(p.local))
+		for u, socks := range p.local {
+			snap.users = append(snap.users, u, len(socks))
+		}
 	}
-	res, err := scriptSync.Run(ctx, p.cfg.Client,
+	return snap
+}
+
+// sync writes snap, this node's whole state, registering the node, and
+// reports the transitions it causes (none if the store lost its data:
+// those users never went offline). If local changed meanwhile, the node
+// stays dirty and syncs again at once.
+func (p *RedisPresence) sync(ctx context.Context, snap snapshot) {
+	args := make([]any, 0, 5+len(snap.users))
+	args = append(args, p.node, snap.epoch, randomID(), snap.sockets, snap.digest)
+	args = append(args, snap.users...)
+	reply, err := p.eval(ctx, scriptSync,
 		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.epoch, p.keys.nodePrefix + p.node, p.keys.digests},
-		args...).Slice()
+		args...)
+	res, _ := reply.([]any)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	if err != nil {
 		p.failLocked("presence sync", err)
-		return false
+		return
 	}
 	if len(res) != 4 {
 		p.failLocked("presence sync", fmt.Errorf("unexpected reply %v", res))
-		return false
+		return
 	}
 	epoch, _ := res[0].(string)
 	silent, _ := res[1].(int64)
-	if p.dirty && p.epoch != "" {
+	if p.epoch != "" {
 		p.log.Info("redis presence reconciled", "node", p.node, "storeReset", silent == 1)
 	}
-	p.epoch, p.dirty = epoch, false
+	p.epoch = epoch
+	if p.version == snap.version {
+		p.dirty = false
+	} else {
+		p.kickLocked()
+	}
 	p.recoveredLocked()
 	p.limited.Reset("presence")
 	if silent == 1 {
-		return true
+		return
 	}
 	for _, u := range toStrings(res[2]) {
 		p.reportLocked(u, true, true)
@@ -403,7 +463,34 @@ func (p *RedisPresence) syncLocked(ctx context.Context) bool {
 	for _, u := range toStrings(res[3]) {
 		p.reportLocked(u, false, false)
 	}
-	return true
+}
+
+// beat refreshes the registration of a node in step with the store, and
+// finds out when it no longer is (its entry expired, or the store holds
+// another state for it: see scriptBeat).
+func (p *RedisPresence) beat(ctx context.Context, snap snapshot) {
+	reply, err := p.eval(ctx, scriptBeat, []string{p.keys.nodes, p.keys.epoch, p.keys.sockets, p.keys.digests},
+		p.node, snap.epoch, snap.sockets, snap.digest)
+	ok, isInt := reply.(int64)
+	if err == nil && !isInt {
+		err = fmt.Errorf("unexpected reply %v", reply)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+	case err != nil:
+		p.failLocked("presence heartbeat", err)
+	case ok == 1:
+		p.recoveredLocked()
+	case p.version != snap.version || p.dirty:
+		// Add or Remove wrote meanwhile (the mismatch may be theirs), or
+		// failed: the next heartbeat checks again.
+	default:
+		p.log.Warn("this node's registration in redis presence is gone or out of date (expired while paused or cut off, writes lost in a failover, or data restored from the past); re-registering", "node", p.node)
+		p.dirty = true
+		p.kickLocked()
+	}
 }
 
 // recoveredLocked is called when Redis has refreshed this node's
@@ -423,6 +510,11 @@ func (p *RedisPresence) recoveredLocked() {
 		p.reapAt = now.Add(p.cfg.NodeTTL/3 + p.cfg.OpTimeout)
 	}
 	p.failed, p.lastOK = false, now
+}
+
+func toSlice(v any) []any {
+	list, _ := v.([]any)
+	return list
 }
 
 func toStrings(v any) []string {
@@ -468,25 +560,16 @@ func (p *RedisPresence) heartbeat(ctx context.Context) {
 		p.mu.Unlock()
 		return
 	}
-	if p.dirty {
-		p.syncLocked(ctx)
+	dirty := p.dirty
+	snap := p.snapshotLocked(dirty)
+	p.mu.Unlock()
+	if dirty {
+		p.sync(ctx, snap)
 	} else {
-		octx, cancel := p.opCtx(ctx)
-		ok, err := scriptBeat.Run(octx, p.cfg.Client, []string{p.keys.nodes, p.keys.epoch, p.keys.sockets, p.keys.digests},
-			p.node, p.epoch, p.sockets, p.digestArg()).Int()
-		cancel()
-		switch {
-		case err != nil:
-			p.failLocked("presence heartbeat", err)
-		case ok == 1:
-			p.recoveredLocked()
-		case ok == 0:
-			p.log.Warn("this node's registration in redis presence is gone or out of date (expired while paused or cut off, writes lost in a failover, or data restored from the past); re-registering", "node", p.node)
-			p.dirty = true
-			p.syncLocked(ctx)
-		}
+		p.beat(ctx, snap)
 	}
-	reap := !p.dirty && !time.Now().Before(p.reapAt)
+	p.mu.Lock()
+	reap := !p.dirty && !p.closed && !time.Now().Before(p.reapAt)
 	p.mu.Unlock()
 	if reap {
 		p.reap(ctx, p.cfg.NodeTTL)
@@ -498,14 +581,12 @@ func (p *RedisPresence) heartbeat(ctx context.Context) {
 func (p *RedisPresence) reap(ctx context.Context, ttl time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	octx, cancel := p.opCtx(ctx)
-	defer cancel()
-	res, err := scriptReap.Run(octx, p.cfg.Client,
+	reply, err := p.eval(ctx, scriptReap,
 		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.digests},
-		p.keys.nodePrefix, ttl.Milliseconds(), p.node).Slice()
+		p.keys.nodePrefix, ttl.Milliseconds(), p.node)
+	res, _ := reply.([]any)
 	if err != nil {
-		p.failed = true
-		p.limited.Log(slog.LevelWarn, "reap", "redis presence expiry check failed", "err", err)
+		p.failLocked("presence expiry check", err)
 		return
 	}
 	if len(res) != 2 {
@@ -524,57 +605,130 @@ var (
 	_ UserSocketLimiter = (*RedisPresence)(nil)
 )
 
-// UserSockets implements UserSocketCounter: the user's sockets on every
-// registered node, a node that died included until it is expired.
-func (p *RedisPresence) UserSockets(ctx context.Context, userID string) (int, error) {
-	octx, cancel := p.opCtx(ctx)
-	defer cancel()
-	n, err := scriptUserSockets.Run(octx, p.cfg.Client, []string{p.keys.nodes}, p.keys.nodePrefix, userID).Int()
-	if err != nil {
-		return 0, fmt.Errorf("adapter: presence: %w", err)
-	}
-	return n, nil
+// down reports whether Redis failed and has not answered since: reads
+// then answer from this node's own sockets at once (ErrPartial), and the
+// heartbeat goroutine finds out when Redis is back.
+func (p *RedisPresence) down() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failed
 }
 
-// IsOnline implements Presence.
+// errDown is the cause of a partial answer given without asking Redis.
+var errDown = errors.New("redis failed and has not answered since")
+
+// partial marks a read's failure (err, or errDown when Redis was not
+// asked) and returns the error that goes with a partial answer.
+func (p *RedisPresence) partial(op string, err error) error {
+	if err == nil {
+		err = errDown
+	} else {
+		p.mu.Lock()
+		p.failLocked(op, err)
+		p.mu.Unlock()
+	}
+	return fmt.Errorf("%w: %w", ErrPartial, err)
+}
+
+// UserSockets implements UserSocketCounter: the user's sockets on every
+// registered node, a node that died included until it is expired. Without
+// Redis, this node's sockets of the user, and ErrPartial.
+func (p *RedisPresence) UserSockets(ctx context.Context, userID string) (int, error) {
+	if !p.down() {
+		reply, err := p.eval(ctx, scriptUserSockets, []string{p.keys.nodes}, p.keys.nodePrefix, userID)
+		if n, ok := reply.(int64); err == nil && ok {
+			return int(n), nil
+		}
+		if err == nil {
+			err = fmt.Errorf("unexpected reply %v", reply)
+		}
+		err = p.partial("presence read", err)
+		return p.localSockets(userID), err
+	}
+	return p.localSockets(userID), p.partial("", nil)
+}
+
+func (p *RedisPresence) localSockets(userID string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.local[userID])
+}
+
+// IsOnline implements Presence. Without Redis it answers true, certainly,
+// for a user with a socket on this node, and false with ErrPartial for the
+// others.
 func (p *RedisPresence) IsOnline(ctx context.Context, userID string) (bool, error) {
-	ctx, cancel := p.opCtx(ctx)
-	defer cancel()
-	ok, err := p.cfg.Client.HExists(ctx, p.keys.online, userID).Result()
+	if p.localSockets(userID) > 0 {
+		return true, nil
+	}
+	if p.down() {
+		return false, p.partial("", nil)
+	}
+	key := p.keys.online
+	ok, err := call(p, ctx, func(ctx context.Context) (bool, error) {
+		return p.cfg.Client.HExists(ctx, key, userID).Result()
+	})
 	if err != nil {
-		return false, fmt.Errorf("adapter: redis presence: %w", err)
+		return false, p.partial("presence read", err)
 	}
 	return ok, nil
 }
 
-// Users implements Presence.
+// Users implements Presence. Without Redis it returns this node's users
+// and ErrPartial.
 func (p *RedisPresence) Users(ctx context.Context) ([]string, error) {
-	ctx, cancel := p.opCtx(ctx)
-	defer cancel()
-	users, err := p.cfg.Client.HKeys(ctx, p.keys.online).Result()
+	if p.down() {
+		return p.localUsers(), p.partial("", nil)
+	}
+	key := p.keys.online
+	users, err := call(p, ctx, func(ctx context.Context) ([]string, error) {
+		return p.cfg.Client.HKeys(ctx, key).Result()
+	})
 	if err != nil {
-		return nil, fmt.Errorf("adapter: redis presence: %w", err)
+		return p.localUsers(), p.partial("presence read", err)
 	}
 	slices.Sort(users)
 	return users, nil
 }
 
-// Counts implements Presence.
+func (p *RedisPresence) localUsers() []string {
+	p.mu.Lock()
+	users := make([]string, 0, len(p.local))
+	for u := range p.local {
+		users = append(users, u)
+	}
+	p.mu.Unlock()
+	slices.Sort(users)
+	return users
+}
+
+// Counts implements Presence. Without Redis it returns this node's counts
+// and ErrPartial.
 func (p *RedisPresence) Counts(ctx context.Context) (users, sockets int, err error) {
 	st, err := p.ClusterStats(ctx)
-	return st.Users, st.Sockets, err
+	if err != nil {
+		users, sockets = p.LocalCounts()
+		return users, sockets, err
+	}
+	return st.Users, st.Sockets, nil
 }
 
 // ClusterStats implements ClusterPresence. A node is stale when it missed
-// its last two heartbeats.
+// its last two heartbeats. Without Redis it fails at once with ErrPartial.
 func (p *RedisPresence) ClusterStats(ctx context.Context) (ClusterStats, error) {
-	ctx, cancel := p.opCtx(ctx)
-	defer cancel()
-	res, err := scriptStats.Run(ctx, p.cfg.Client,
+	if p.down() {
+		return ClusterStats{}, p.partial("", nil)
+	}
+	reply, err := p.eval(ctx, scriptStats,
 		[]string{p.keys.nodes, p.keys.online, p.keys.sockets},
-		(2 * p.cfg.NodeTTL / 3).Milliseconds()).Int64Slice()
+		(2 * p.cfg.NodeTTL / 3).Milliseconds())
 	if err != nil {
-		return ClusterStats{}, fmt.Errorf("adapter: redis presence: %w", err)
+		return ClusterStats{}, p.partial("presence read", err)
+	}
+	var res []int64
+	for _, v := range toSlice(reply) {
+		n, _ := v.(int64)
+		res = append(res, n)
 	}
 	if len(res) != 4 {
 		return ClusterStats{}, fmt.Errorf("adapter: redis presence: unexpected reply %v", res)
@@ -609,14 +763,12 @@ func (p *RedisPresence) Close(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	octx, cancel := p.opCtx(ctx)
-	defer cancel()
-	res, err := scriptLeave.Run(octx, p.cfg.Client,
-		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.nodePrefix + p.node, p.keys.digests}, p.node).StringSlice()
+	reply, err := p.eval(ctx, scriptLeave,
+		[]string{p.keys.nodes, p.keys.online, p.keys.sockets, p.keys.nodePrefix + p.node, p.keys.digests}, p.node)
 	if err != nil {
 		return fmt.Errorf("adapter: redis presence: leave: %w", err)
 	}
-	for _, u := range res {
+	for _, u := range toStrings(reply) {
 		p.reportLocked(u, false, false)
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 type publisher struct {
 	client  redis.UniversalClient
 	timeout time.Duration // bounds one round trip
+	honours bool          // client ends commands at their deadline (deadline.go)
 
 	mu      sync.Mutex
 	queue   []*pubReq
@@ -145,22 +146,32 @@ func (p *publisher) send(batch []*pubReq) {
 		return
 	case 1:
 		r := live[0]
-		r.finish(publishCmd(r.ctx, p.client, r).Result())
+		r.finish(bounded(r.ctx, p.honours, func(ctx context.Context) (int64, error) {
+			return publishCmd(ctx, p.client, r).Result()
+		}))
 		return
 	}
 	// Not one caller's context: a caller that gives up must not fail the
 	// others' publishes.
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
-	cmds := make([]redis.Cmder, len(live))
-	_, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, r := range live {
-			cmds[i] = publishCmd(ctx, pipe, r)
-		}
-		return nil
+	cmds, err := bounded(ctx, p.honours, func(ctx context.Context) ([]redis.Cmder, error) {
+		cmds := make([]redis.Cmder, len(live))
+		_, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for i, r := range live {
+				cmds[i] = publishCmd(ctx, pipe, r)
+			}
+			return nil
+		})
+		// Every command carries its own error, a failed round trip's
+		// included.
+		return cmds, err
 	})
-	_ = err // every command carries its own error, a failed round trip's included
 	for i, r := range live {
+		if cmds == nil { // the deadline came first
+			r.finish(0, err)
+			continue
+		}
 		r.finish(cmds[i].(*redis.IntCmd).Result())
 	}
 }

@@ -74,10 +74,12 @@ func (b *RedisBroker) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.cfg.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, RegistryKey, b.uid, data)
-		p.PExpire(ctx, RegistryKey, registryTTL) // gone once every node is
-		return nil
+	_, err = redisCall(b, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
+		return b.cfg.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, RegistryKey, b.uid, data)
+			p.PExpire(ctx, RegistryKey, registryTTL) // gone once every node is
+			return nil
+		})
 	})
 	return err
 }
@@ -85,7 +87,9 @@ func (b *RedisBroker) register(ctx context.Context) error {
 // registered returns the live registrations of the other nodes, and
 // removes the expired ones it sees.
 func (b *RedisBroker) registered(ctx context.Context) (map[string]registration, error) {
-	all, err := b.cfg.Client.HGetAll(ctx, RegistryKey).Result()
+	all, err := redisCall(b, ctx, func(ctx context.Context) (map[string]string, error) {
+		return b.cfg.Client.HGetAll(ctx, RegistryKey).Result()
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +107,9 @@ func (b *RedisBroker) registered(ctx context.Context) (map[string]registration, 
 		}
 	}
 	if len(stale) > 0 {
-		_ = b.cfg.Client.HDel(ctx, RegistryKey, stale...).Err() // best effort
+		_, _ = redisCall(b, ctx, func(ctx context.Context) (int64, error) { // best effort
+			return b.cfg.Client.HDel(ctx, RegistryKey, stale...).Result()
+		})
 	}
 	return live, nil
 }
@@ -214,6 +220,16 @@ func (b *RedisBroker) patternListens(ctx context.Context) error {
 	return b.noListeners(others)
 }
 
+// kickRegistry makes runRegistry register this node at once: after Redis
+// came back, it may have lost the registration, and Emitters would find no
+// node until the next refresh.
+func (b *RedisBroker) kickRegistry() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
 // runRegistry keeps this node registered until ctx ends, then removes the
 // registration. It logs conflicts at Error level.
 func (b *RedisBroker) runRegistry(ctx context.Context) {
@@ -238,10 +254,13 @@ func (b *RedisBroker) runRegistry(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = b.cfg.Client.HDel(dctx, RegistryKey, b.uid).Err()
+			_, _ = redisCall(b, dctx, func(ctx context.Context) (int64, error) {
+				return b.cfg.Client.HDel(ctx, RegistryKey, b.uid).Result()
+			})
 			cancel()
 			return
 		case <-t.C:
+		case <-b.kick:
 		}
 	}
 }
@@ -274,7 +293,9 @@ func (b *RedisBroker) checkListeners(ctx context.Context) (others map[string]reg
 	// whether anything else listens.
 	switch b.cfg.Mode {
 	case RedisSharded:
-		counts, err := b.cfg.Client.PubSubShardNumSub(ctx, b.base).Result()
+		counts, err := redisCall(b, ctx, func(ctx context.Context) (map[string]int64, error) {
+			return b.cfg.Client.PubSubShardNumSub(ctx, b.base).Result()
+		})
 		if err != nil {
 			return nil, false, err
 		}
@@ -305,6 +326,28 @@ func (b *RedisBroker) noListenersNow(ctx context.Context) error {
 	return b.noListeners(others)
 }
 
+// liveNodes returns how many live herald nodes of this broker's mode and
+// name are registered, read from the registry at most every
+// listenersFor (0 when it cannot be read).
+func (b *RedisBroker) liveNodes(ctx context.Context) int64 {
+	if at := b.registeredAt.Load(); at != 0 && time.Now().UnixNano() < at {
+		return b.registeredNodes.Load()
+	}
+	others, err := b.registered(ctx)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, r := range others {
+		if r.Mode == b.cfg.Mode && r.Name == b.clusterName() {
+			n++
+		}
+	}
+	b.registeredNodes.Store(n)
+	b.registeredAt.Store(time.Now().Add(listenersFor).UnixNano())
+	return n
+}
+
 func (b *RedisBroker) listenersOK() {
 	b.listenersUntil.Store(time.Now().Add(listenersFor).UnixNano())
 }
@@ -316,7 +359,9 @@ func (b *RedisBroker) listenersOK() {
 // by default) to the stream, of which it looks for one within registryTTL
 // among the last heartbeatScan entries.
 func (b *RedisBroker) nodeStreamsListens(ctx context.Context) (bool, error) {
-	subs, err := b.cfg.Client.PubSubNumSub(ctx, b.base).Result()
+	subs, err := redisCall(b, ctx, func(ctx context.Context) (map[string]int64, error) {
+		return b.cfg.Client.PubSubNumSub(ctx, b.base).Result()
+	})
 	if err != nil {
 		return false, err
 	}
@@ -324,7 +369,9 @@ func (b *RedisBroker) nodeStreamsListens(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	since := strconv.FormatInt(time.Now().Add(-registryTTL).UnixMilli(), 10)
-	entries, err := b.cfg.Client.XRevRangeN(ctx, b.cfg.Stream, "+", since, heartbeatScan).Result()
+	entries, err := redisCall(b, ctx, func(ctx context.Context) ([]redis.XMessage, error) {
+		return b.cfg.Client.XRevRangeN(ctx, b.cfg.Stream, "+", since, heartbeatScan).Result()
+	})
 	if err != nil {
 		return false, err
 	}

@@ -14,8 +14,12 @@ import (
 // device, on every node. payload must be ev's payload type. It fails with
 // ErrInvalidUserID, an error wrapping events.ErrPayloadType or
 // events.ErrInvalidPayload, ErrServerClosed after Shutdown began, or the
-// Broker's error when the message cannot reach the cluster. A user with no
-// connected socket is not an error: the event is simply not delivered.
+// Broker's error when the message cannot reach the cluster. With an
+// adapter.RedisBroker, adapter.ErrRemoteUndelivered means this node's
+// sockets got it and no other node did; adapter.ErrMaybeLost means Redis
+// took it but nodes that were resubscribing (after a Redis restart) may
+// have missed it. A user with no connected socket is not an error: the
+// event is simply not delivered.
 func (s *Server) EmitToUser(ctx context.Context, userID string, ev events.Event, payload any) error {
 	if err := validateUserID(userID); err != nil {
 		return err

@@ -44,7 +44,11 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 // EmitToUser sends ev with payload to every socket of userID on every node.
 // It fails like Server.EmitToUser; with an adapter.RedisBroker, an error
 // wrapping adapter.ErrRemoteUndelivered means Redis did not take the
-// message and no node received it.
+// message and no node received it, adapter.ErrMaybeLost (pub/sub mode) that
+// fewer nodes received it than are registered (some were resubscribing,
+// or died less than 15 s ago), adapter.ErrModeMismatch or
+// adapter.ErrNoListeners that no node listens on the broker's mode and
+// prefix.
 func (e *Emitter) EmitToUser(ctx context.Context, userID string, ev events.Event, payload any) error {
 	if err := validateUserID(userID); err != nil {
 		return err

@@ -2,14 +2,19 @@ package socketio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
 
+	"github.com/herald-rt/herald/adapter"
 	"github.com/herald-rt/herald/events"
 )
 
-// IsOnline reports whether userID has at least one connected socket.
+// IsOnline reports whether userID has at least one connected socket. When
+// a cluster Presence's store does not answer, a user with a socket on this
+// node is online (nil error) and any other is reported offline with an
+// error wrapping adapter.ErrPartial: the answer of this node alone.
 func (s *Server) IsOnline(ctx context.Context, userID string) (bool, error) {
 	if err := validateUserID(userID); err != nil {
 		return false, err
@@ -17,7 +22,10 @@ func (s *Server) IsOnline(ctx context.Context, userID string) (bool, error) {
 	return s.cfg.Presence.IsOnline(ctx, userID)
 }
 
-// OnlineUsers returns the ids of the online users, sorted.
+// OnlineUsers returns the ids of the online users, sorted. When a cluster
+// Presence's store does not answer, it returns this node's users and an
+// error wrapping adapter.ErrPartial, at once: check errors.Is(err,
+// adapter.ErrPartial) to use them.
 func (s *Server) OnlineUsers(ctx context.Context) ([]string, error) {
 	return s.cfg.Presence.Users(ctx)
 }
@@ -150,8 +158,8 @@ func (s *Server) broadcastPresence(ctx context.Context, ev PresenceEvent) error 
 		return s.publishTo(ctx, "", nil, []string{subject}, def, p)
 	}
 	viewers, err := s.cfg.Presence.Users(ctx)
-	if err != nil {
-		return err
+	if err != nil && !errors.Is(err, adapter.ErrPartial) {
+		return err // with a partial answer, this node's viewers are told
 	}
 	var rooms []string
 	for _, v := range viewers {

@@ -3,6 +3,7 @@ package socketio
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -61,7 +62,11 @@ func (s *Server) Stats(ctx context.Context) (Stats, error) {
 				Scope: "cluster", Partial: st.StaleNodes > 0, Node: node, Timestamp: now,
 			}, nil
 		}
-		s.log.Warn("cluster stats unavailable; reporting this node only", "err", err)
+		if errors.Is(err, adapter.ErrPartial) {
+			s.log.Debug("cluster stats unavailable; reporting this node only", "err", err) // the Presence logs the outage
+		} else {
+			s.log.Warn("cluster stats unavailable; reporting this node only", "err", err)
+		}
 		return Stats{Connected: localSockets, Users: localUsers, Nodes: 1, Scope: "node", Partial: true, Node: node, Timestamp: now}, nil
 	}
 	users, sockets, err := s.cfg.Presence.Counts(ctx)

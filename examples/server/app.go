@@ -266,12 +266,13 @@ func (a *app) onlineUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	users, err := a.srv.OnlineUsers(r.Context())
-	if err != nil {
+	partial := errors.Is(err, adapter.ErrPartial) // Redis is out: this node's users
+	if err != nil && !partial {
 		a.log.Warn("online users", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "presence_unavailable", "presence unavailable")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"users": users}})
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"users": users, "partial": partial}})
 }
 
 // postRequest checks that r is an authenticated POST and decodes its body
@@ -332,10 +333,11 @@ func (a *app) runJob(ctx context.Context, user, jobID string, steps int, delay t
 		p := events.JobProgressPayload{JobID: jobID, Progress: i * 100 / steps, Message: fmt.Sprintf("step %d of %d", i, steps)}
 		if err := a.srv.EmitToUser(ctx, user, events.JobProgress, p); err != nil {
 			a.log.Warn("emit job_progress", "job", jobID, "err", err)
-			if !errors.Is(err, adapter.ErrRemoteUndelivered) {
+			if !errors.Is(err, adapter.ErrRemoteUndelivered) && !errors.Is(err, adapter.ErrMaybeLost) {
 				return
 			}
-			// Redis is down: this node's sockets got it; carry on.
+			// Redis is down, or nodes were resubscribing: this node's
+			// sockets got it, the next step tells the others; carry on.
 		}
 	}
 	var err error

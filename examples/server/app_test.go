@@ -475,7 +475,7 @@ func TestOnlineUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := serve(t, a.Handler(), request{method: http.MethodGet, target: "/api/v1/users/online", token: tok})
-	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"data":{"users":[]},"success":true}` {
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"data":{"partial":false,"users":[]},"success":true}` {
 		t.Fatalf("status %d, body %s", rec.Code, rec.Body)
 	}
 	checkError(t, serve(t, a.Handler(), request{method: http.MethodGet, target: "/api/v1/users/online"}), http.StatusUnauthorized, "token_missing")
