@@ -236,7 +236,9 @@ func (b *RedisBroker) runRegistry(ctx context.Context) {
 	t := time.NewTicker(registryRefresh)
 	defer t.Stop()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+		// Not cut short by Close: a registration still on its way to Redis
+		// (deadline.go) would land after Close's removal.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.PublishTimeout)
 		err := b.register(rctx)
 		var others map[string]registration
 		if err == nil {

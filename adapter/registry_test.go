@@ -127,6 +127,7 @@ func TestEmitterNoListeners(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer node.Close(ctx)
+			eventually(t, "the node subscribed", func() bool { return node.Metrics().SubscriptionUp })
 			if err := node.CheckCluster(ctx); err != nil {
 				t.Fatal(err)
 			}
