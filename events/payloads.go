@@ -76,6 +76,11 @@ type JobProgressPayload struct {
 	JobID    string `json:"jobId"`
 	Progress int    `json:"progress"` // 0..100
 	Message  string `json:"message,omitempty"`
+	// Lease, when positive and the server keeps job state
+	// (socketio.Config.Jobs), fails the job with job_failed (code
+	// "job_stalled") if no event about it follows within Lease; later
+	// events without a Lease keep this one. It is not sent to clients.
+	Lease time.Duration `json:"-"`
 	Meta
 }
 
@@ -103,8 +108,15 @@ func (p JobCompletedPayload) Validate() error { return checkID("jobId", p.JobID)
 type JobFailedPayload struct {
 	JobID string `json:"jobId"`
 	Error string `json:"error"`
+	// Code says why, for programs: CodeJobStalled when the server failed
+	// the job because its lease ended; empty otherwise (omitted).
+	Code string `json:"code,omitempty"`
 	Meta
 }
+
+// CodeJobStalled is JobFailedPayload.Code (and AnalysisPayload.Code) of a
+// job the server failed because no event about it came within its lease.
+const CodeJobStalled = "job_stalled"
 
 // Validate implements Validator.
 func (p JobFailedPayload) Validate() error {
@@ -117,6 +129,12 @@ type AnalysisPayload struct {
 	InterviewID string `json:"interviewId"`
 	Message     string `json:"message"`
 	Status      string `json:"status"`
+	// Code is CodeJobStalled on an analysis:failed the server sent
+	// because the analysis's lease ended; empty otherwise (omitted).
+	Code string `json:"code,omitempty"`
+	// Lease is JobProgressPayload.Lease for analysis:started. It is not
+	// sent to clients.
+	Lease time.Duration `json:"-"`
 	Meta
 }
 

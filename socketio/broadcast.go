@@ -30,6 +30,11 @@ func (s *Server) deliver(m adapter.Message) {
 		offset = m.Offset
 	}
 	var msgs []*engineio.Message
+	defer func() {
+		if msgs != nil && nsp.name == "/" {
+			s.markDelivered(m) // a terminal job event reached a socket
+		}
+	}()
 	for _, sock := range nsp.members(m.Rooms, m.Except) {
 		if msgs == nil {
 			var err error

@@ -228,6 +228,14 @@ type Config struct {
 	// Presence stores who is online; nil means a single node
 	// (adapter.NewMemoryPresence).
 	Presence adapter.Presence
+	// Jobs keeps the latest state of every user's jobs and analyses (see
+	// JobStates): a socket that connects is told where they stand, a
+	// terminal event no socket received is delivered on the next connect,
+	// progress never goes backwards, and a job whose lease ends is failed.
+	// adapter.NewMemoryJobStore for one node, adapter.NewRedisJobStore
+	// for a cluster (and the same store in every Emitter). nil (the
+	// default) keeps no job state.
+	Jobs adapter.JobStore
 
 	// Recovery enables Socket.IO's connection-state recovery: a client
 	// that lost its connection for at most Recovery reconnects, to any

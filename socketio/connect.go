@@ -155,12 +155,18 @@ func (s *Server) connect(c *client, p *parser.Packet) {
 	}{id, pid})
 	msgs, err := s.parser.Encode(&parser.Packet{Type: parser.Connect, Nsp: nsp.name, Data: answer})
 	out := append(engineMessages(msgs), missed...)
+	var recovered []adapter.Message
+	if rest != nil {
+		recovered = rest.missed
+	}
+	jobs := s.jobSnapshot(nsp.name, sock.userID, rest != nil, recovered)
 	if err == nil {
 		var greeting json.RawMessage
 		if greeting, err = events.Authenticated.Encode(events.AuthenticatedPayload{UserID: sock.userID}, s.cfg.Now()); err == nil {
 			var g []*engineio.Message
 			g, err = s.encodeEvent(nsp.name, events.Authenticated.Name(), []json.RawMessage{greeting}, "")
 			out = append(out, g...)
+			out = append(out, jobs...) // after the greeting: the page knows its user
 		}
 	}
 	if err == nil {

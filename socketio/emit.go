@@ -20,11 +20,41 @@ import (
 // took it but nodes that were resubscribing (after a Redis restart) may
 // have missed it. A user with no connected socket is not an error: the
 // event is simply not delivered.
+//
+// With Config.Jobs, a job or analysis event is recorded first (see
+// JobStates); one that would move its job backwards is dropped, and
+// EmitToUser returns an error wrapping ErrStaleJobEvent.
 func (s *Server) EmitToUser(ctx context.Context, userID string, ev events.Event, payload any) error {
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	return s.publish(ctx, []string{UserRoom(userID)}, nil, ev, payload)
+	if s.cfg.Jobs == nil {
+		return s.publish(ctx, []string{UserRoom(userID)}, nil, ev, payload)
+	}
+	if err := s.errIfClosed(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ev == nil {
+		return fmt.Errorf("%w: nil event", events.ErrInvalidName)
+	}
+	data, err := ev.EncodeAny(payload, s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if u, ok := jobUpdate(userID, ev, payload, data, s.cfg.Now()); ok {
+		stale, err := recordJob(ctx, s.cfg.Jobs, u)
+		switch {
+		case stale:
+			s.jobsDropped.Add(1)
+			return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
+		case err != nil:
+			s.log.Warn("job state not recorded; sending anyway", "user", userID, "job", u.Key, "err", err)
+		}
+	}
+	return s.publishData(ctx, "", []string{UserRoom(userID)}, nil, ev.Name(), data)
 }
 
 // EmitToRoom sends ev with payload to every socket in room, on every node.
@@ -56,9 +86,14 @@ func (s *Server) publishTo(ctx context.Context, nsp string, rooms, except []stri
 	if err != nil {
 		return err
 	}
-	m := adapter.Message{Namespace: nsp, Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: ev.Name(), Args: []json.RawMessage{data}}
+	return s.publishData(ctx, nsp, rooms, except, ev.Name(), data)
+}
+
+// publishData publishes the encoded argument data of event.
+func (s *Server) publishData(ctx context.Context, nsp string, rooms, except []string, event string, data json.RawMessage) error {
+	m := adapter.Message{Namespace: nsp, Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: event, Args: []json.RawMessage{data}}
 	if err := s.cfg.Broker.Publish(ctx, m); err != nil {
-		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
+		return fmt.Errorf("socketio: emit %s: %w", event, err)
 	}
 	return nil
 }

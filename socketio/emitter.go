@@ -3,6 +3,7 @@ package socketio
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +20,11 @@ type EmitterConfig struct {
 	// Now returns the current time, for payload timestamps; nil means
 	// time.Now.
 	Now func() time.Time
+	// Jobs is the cluster's job store (adapter.RedisJobStore), which
+	// EmitToUser records job and analysis events in, as Server.EmitToUser
+	// does with Config.Jobs. nil records nothing: the nodes' job state
+	// then does not see this Emitter's events.
+	Jobs adapter.JobStore
 }
 
 // Emitter pushes events to users from a process that holds no sockets, such
@@ -28,6 +34,7 @@ type EmitterConfig struct {
 type Emitter struct {
 	broker adapter.Broker
 	now    func() time.Time
+	jobs   adapter.JobStore
 }
 
 // NewEmitter validates cfg and returns an Emitter. It does no I/O.
@@ -38,7 +45,7 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Emitter{broker: cfg.Broker, now: cfg.Now}, nil
+	return &Emitter{broker: cfg.Broker, now: cfg.Now, jobs: cfg.Jobs}, nil
 }
 
 // EmitToUser sends ev with payload to every socket of userID on every node.
@@ -53,7 +60,7 @@ func (e *Emitter) EmitToUser(ctx context.Context, userID string, ev events.Event
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	return e.emit(ctx, "", []string{UserRoom(userID)}, ev, payload)
+	return e.emit(ctx, userID, []string{UserRoom(userID)}, ev, payload)
 }
 
 // EmitToRoom sends ev with payload to every socket in room on every node.
@@ -64,18 +71,35 @@ func (e *Emitter) EmitToRoom(ctx context.Context, room string, ev events.Event, 
 	return e.emit(ctx, "", []string{room}, ev, payload)
 }
 
-func (e *Emitter) emit(ctx context.Context, nsp string, rooms []string, ev events.Event, payload any) error {
+// emit publishes ev to rooms of the main namespace; userID, when not
+// empty, is the user they belong to, whose job state records ev.
+func (e *Emitter) emit(ctx context.Context, userID string, rooms []string, ev events.Event, payload any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if ev == nil {
 		return fmt.Errorf("%w: nil event", events.ErrInvalidName)
 	}
-	data, err := ev.EncodeAny(payload, e.now())
+	now := e.now()
+	data, err := ev.EncodeAny(payload, now)
 	if err != nil {
 		return err
 	}
-	m := adapter.Message{Namespace: nsp, Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}
+	if e.jobs != nil && userID != "" {
+		if u, ok := jobUpdate(userID, ev, payload, data, now); ok {
+			if stale, err := recordJob(ctx, e.jobs, u); stale {
+				return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
+			} else if err != nil {
+				// Sent anyway: the event matters more than its record.
+				err = fmt.Errorf("socketio: emit %s: job state not recorded: %w", ev.Name(), err)
+				if perr := e.broker.Publish(ctx, adapter.Message{Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}); perr != nil {
+					return errors.Join(err, perr)
+				}
+				return err
+			}
+		}
+	}
+	m := adapter.Message{Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}
 	if err := e.broker.Publish(ctx, m); err != nil {
 		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
 	}

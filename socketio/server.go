@@ -32,6 +32,9 @@ type Server struct {
 	parser parser.Parser
 	timers *timers.Heap // connect timeouts and token expiries
 
+	jobsDropped atomic.Int64  // stale job events refused (jobs.go)
+	leasesStop  chan struct{} // closed by Shutdown: runJobLeases returns
+
 	// ctx ends when Shutdown has finished with the sockets; every goroutine
 	// the Server starts ends with it.
 	ctx    context.Context
@@ -130,6 +133,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.timers = timers.New()
 	s.goroutine(s.runNotes)
+	s.leasesStop = make(chan struct{})
+	if cfg.Jobs != nil {
+		s.goroutine(s.runJobLeases)
+	}
 	return s, nil
 }
 
@@ -361,6 +368,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.stopped = true
 	s.lifeMu.Unlock()
 	s.notes.close()
+	close(s.leasesStop)
 	waited := make(chan struct{})
 	go func() {
 		// Presence notes drain first; then the rest is told to stop.
