@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herald-rt/herald/internal/redistest"
 )
 
 // jobStoreContract runs the rules every JobStore follows against store,
@@ -105,5 +107,30 @@ func TestMemoryJobStore(t *testing.T) {
 	now = now.Add(2 * time.Hour)
 	if states, err := s.States(context.Background(), "many"); err != nil || len(states) != 0 {
 		t.Errorf("States after the retention = %d, %v; want none", len(states), err)
+	}
+}
+
+func TestRedisJobStore(t *testing.T) {
+	srv := redistest.Start(t)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	s, err := NewRedisJobStore(RedisJobStoreConfig{Client: srv.Client(t), JobStoreConfig: JobStoreConfig{MaxJobsPerUser: 10, Retention: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return now }
+	jobStoreContract(t, s, &now)
+	// The payload comes back byte for byte, whatever JSON it holds.
+	ctx := context.Background()
+	payload := json.RawMessage(`{"jobId":"x","progress":5,"message":"\u003c\u0026 ünïcode\n","timestamp":"2026-12-07T12:00:00Z","big":1e400}`)
+	if err := s.Record(ctx, JobUpdate{UserID: "bytes", Key: "job:x", Event: "job_progress", Progress: 5, At: now, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	states, err := s.States(ctx, "bytes")
+	if err != nil || len(states) != 1 || string(states[0].Payload) != string(payload) {
+		t.Errorf("payload round trip = %+v, %v", states, err)
+	}
+	// Retention: the user's hash expires in Redis.
+	if ttl, err := srv.Client(t).PTTL(ctx, "{herald}:jobs:bytes").Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Errorf("PTTL of a user's jobs = %v, %v; want up to the retention", ttl, err)
 	}
 }
