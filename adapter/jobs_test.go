@@ -134,3 +134,41 @@ func TestRedisJobStore(t *testing.T) {
 		t.Errorf("PTTL of a user's jobs = %v, %v; want up to the retention", ttl, err)
 	}
 }
+
+// Job states live as long as Redis keeps its data: with appendfsync always
+// a crash of Redis loses none; without persistence a restart loses them
+// all (documented: the leases then fail nothing either, and pages show
+// their jobs as lost).
+func TestRedisJobStoreRedisRestart(t *testing.T) {
+	for _, persist := range []bool{true, false} {
+		t.Run(fmt.Sprintf("persistence=%v", persist), func(t *testing.T) {
+			var opts []redistest.Option
+			if persist {
+				opts = append(opts, redistest.WithArgs("--appendonly", "yes", "--appendfsync", "always"))
+			}
+			srv := redistest.Start(t, opts...)
+			s, err := NewRedisJobStore(RedisJobStoreConfig{Client: srv.Client(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			u := JobUpdate{UserID: "alice", Key: "job:j", Event: "job_progress", Progress: 40, Lease: time.Minute, At: time.Now(), Payload: json.RawMessage(`{"jobId":"j","progress":40}`)}
+			if err := s.Record(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			srv.Kill()
+			srv.Restart(t)
+			var states []JobState
+			eventually(t, "Redis answers", func() bool {
+				states, err = s.States(ctx, "alice")
+				return err == nil
+			})
+			switch {
+			case persist && (len(states) != 1 || states[0].Progress != 40 || states[0].Deadline.IsZero()):
+				t.Errorf("after a crash of a persistent Redis: %+v, want the job at 40%% with its lease", states)
+			case !persist && len(states) != 0:
+				t.Errorf("after a restart of a Redis without persistence: %+v, want nothing", states)
+			}
+		})
+	}
+}

@@ -140,3 +140,45 @@ func BenchmarkEmitToUserCrossNode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEmitToUserJobState measures EmitToUser of job_progress to a user
+// with one WebSocket when the Server keeps job state: none, in memory, or
+// in a real redis-server (one script per event, before the publish), until
+// the client has read every event. Progress is the same every time, so no
+// event is refused.
+func BenchmarkEmitToUserJobState(b *testing.B) {
+	r := redistest.Start(b)
+	for _, store := range []string{"none", "memory", "redis"} {
+		b.Run(store, func(b *testing.B) {
+			cfg := socketio.Config{}
+			switch store {
+			case "memory":
+				cfg.Jobs = adapter.NewMemoryJobStore(adapter.JobStoreConfig{})
+			case "redis":
+				s, err := adapter.NewRedisJobStore(adapter.RedisJobStoreConfig{Client: r.Client(b)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg.Jobs = s
+			}
+			ts := startServer(b, cfg)
+			c := dialRaw(b, ts, "bench")
+			ctx := context.Background()
+			p := events.JobProgressPayload{JobID: "job_0123456789abcdef", Progress: 40, Message: "step 2 of 5", Lease: time.Minute}
+			for c.received.Load() < 1 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			start := c.received.Load()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := ts.EmitToUser(ctx, "bench", events.JobProgress, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for c.received.Load()-start < int64(b.N) {
+				time.Sleep(100 * time.Microsecond)
+			}
+		})
+	}
+}

@@ -60,7 +60,7 @@ func (e *Emitter) EmitToUser(ctx context.Context, userID string, ev events.Event
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	return e.emit(ctx, userID, []string{UserRoom(userID)}, ev, payload)
+	return e.emitTo(ctx, "", userID, []string{UserRoom(userID)}, ev, payload)
 }
 
 // EmitToRoom sends ev with payload to every socket in room on every node.
@@ -71,9 +71,14 @@ func (e *Emitter) EmitToRoom(ctx context.Context, room string, ev events.Event, 
 	return e.emit(ctx, "", []string{room}, ev, payload)
 }
 
-// emit publishes ev to rooms of the main namespace; userID, when not
-// empty, is the user they belong to, whose job state records ev.
-func (e *Emitter) emit(ctx context.Context, userID string, rooms []string, ev events.Event, payload any) error {
+// emit publishes ev to rooms of namespace nsp ("" for "/").
+func (e *Emitter) emit(ctx context.Context, nsp string, rooms []string, ev events.Event, payload any) error {
+	return e.emitTo(ctx, nsp, "", rooms, ev, payload)
+}
+
+// emitTo is emit; userID, when not empty, is the user the rooms belong to,
+// whose job state records ev (main namespace only).
+func (e *Emitter) emitTo(ctx context.Context, nsp, userID string, rooms []string, ev events.Event, payload any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -85,21 +90,21 @@ func (e *Emitter) emit(ctx context.Context, userID string, rooms []string, ev ev
 	if err != nil {
 		return err
 	}
-	if e.jobs != nil && userID != "" {
+	if e.jobs != nil && userID != "" && nsp == "" {
 		if u, ok := jobUpdate(userID, ev, payload, data, now); ok {
 			if stale, err := recordJob(ctx, e.jobs, u); stale {
 				return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
 			} else if err != nil {
 				// Sent anyway: the event matters more than its record.
 				err = fmt.Errorf("socketio: emit %s: job state not recorded: %w", ev.Name(), err)
-				if perr := e.broker.Publish(ctx, adapter.Message{Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}); perr != nil {
+				if perr := e.broker.Publish(ctx, adapter.Message{Namespace: nsp, Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}); perr != nil {
 					return errors.Join(err, perr)
 				}
 				return err
 			}
 		}
 	}
-	m := adapter.Message{Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}
+	m := adapter.Message{Namespace: nsp, Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}
 	if err := e.broker.Publish(ctx, m); err != nil {
 		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
 	}

@@ -44,6 +44,9 @@ type appConfig struct {
 	Redis     redis.UniversalClient
 	RedisMode adapter.RedisMode // "" = pub/sub
 	NodeTTL   time.Duration     // 0 = adapter.DefaultNodeTTL
+	// NoJobState turns off the job state (socketio.Config.Jobs), which
+	// is kept in Redis with Redis, in memory otherwise.
+	NoJobState bool
 	// Recovery enables connection-state recovery (streams mode only).
 	Recovery time.Duration
 	// Parser is socketio.Config.Parser; "" = the default parser.
@@ -144,6 +147,16 @@ func newApp(cfg appConfig) (*app, error) {
 		}
 		scfg.Broker, scfg.Presence = a.broker, a.presence
 	}
+	switch {
+	case cfg.NoJobState:
+	case cfg.Redis != nil:
+		if scfg.Jobs, err = adapter.NewRedisJobStore(adapter.RedisJobStoreConfig{Client: cfg.Redis}); err != nil {
+			a.release(context.Background())
+			return nil, err
+		}
+	default:
+		scfg.Jobs = adapter.NewMemoryJobStore(adapter.JobStoreConfig{})
+	}
 	srv, err := socketio.New(scfg)
 	if err != nil {
 		a.release(context.Background())
@@ -161,6 +174,7 @@ func newApp(cfg appConfig) (*app, error) {
 	a.mux.HandleFunc("/api/v1/jobs", a.startJob)
 	a.mux.HandleFunc("/api/v1/analyses", a.startAnalysis)
 	a.mux.HandleFunc("/api/v1/users/online", a.onlineUsers)
+	a.mux.HandleFunc("GET /api/v1/jobs/states", a.jobStates)
 	if cfg.DevMode {
 		a.mux.HandleFunc("/dev/token", a.devToken)
 	}
@@ -325,12 +339,41 @@ func (a *app) startJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"jobId": jobID})
 }
 
+// jobStates answers the latest state of the user's running jobs and
+// analyses (socketio.Server.JobStates): the page compares it with its bars
+// after it connects.
+func (a *app) jobStates(w http.ResponseWriter, r *http.Request) {
+	user, ok := a.user(w, r)
+	if !ok {
+		return
+	}
+	states, err := a.srv.JobStates(r.Context(), user)
+	switch {
+	case errors.Is(err, socketio.ErrNoJobStore):
+		writeError(w, http.StatusNotFound, "job_state_off", "the server keeps no job state (HERALD_JOB_STATE=off)")
+		return
+	case err != nil:
+		a.log.Warn("job states", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "job_state_unavailable", "job state unavailable")
+		return
+	}
+	if states == nil {
+		states = []adapter.JobState{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"jobs": states}})
+}
+
+// jobLease is how long a simulated job may go without reporting before
+// herald fails it as stalled: the process running it died.
+func jobLease(delay time.Duration) time.Duration { return 3*delay + 2*time.Second }
+
 func (a *app) runJob(ctx context.Context, user, jobID string, steps int, delay time.Duration, fail bool) {
+	lease := jobLease(delay)
 	for i := 1; i <= steps; i++ {
 		if !sleep(ctx, delay) {
 			return
 		}
-		p := events.JobProgressPayload{JobID: jobID, Progress: i * 100 / steps, Message: fmt.Sprintf("step %d of %d", i, steps)}
+		p := events.JobProgressPayload{JobID: jobID, Progress: i * 100 / steps, Message: fmt.Sprintf("step %d of %d", i, steps), Lease: lease}
 		if err := a.srv.EmitToUser(ctx, user, events.JobProgress, p); err != nil {
 			a.log.Warn("emit job_progress", "job", jobID, "err", err)
 			if !errors.Is(err, adapter.ErrRemoteUndelivered) && !errors.Is(err, adapter.ErrMaybeLost) {
@@ -374,7 +417,7 @@ func (a *app) startAnalysis(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) runAnalysis(ctx context.Context, user, interviewID string, fail bool) {
-	start := events.AnalysisPayload{InterviewID: interviewID, Message: "analysis started", Status: events.StatusStarted}
+	start := events.AnalysisPayload{InterviewID: interviewID, Message: "analysis started", Status: events.StatusStarted, Lease: jobLease(a.cfg.AnalysisDelay)}
 	if err := a.srv.EmitToUser(ctx, user, events.AnalysisStarted, start); err != nil {
 		a.log.Warn("emit analysis:started", "err", err)
 		return

@@ -98,6 +98,23 @@ func startDemo(t *testing.T, cfg appConfig) string {
 // and the page fetches a new one and carries on instead of stopping at
 // "unauthorized (token_invalid)". testdata/devrestart.js drives the page.
 func TestBrowserDevRestart(t *testing.T) {
+	runRestartScript(t, "devrestart.js", "connected")
+}
+
+// TestBrowserJobReload: a page reloaded in the middle of a job gets its bar
+// back at once (the server sends the job's state when the page connects),
+// and after the demo restarts without its job state (a single node keeps
+// it in memory) the page shows the job as lost rather than running
+// forever. testdata/jobreload.js drives the page.
+func TestBrowserJobReload(t *testing.T) {
+	runRestartScript(t, "jobreload.js", "restart")
+}
+
+// runRestartScript runs testdata/script against a demo in dev mode and,
+// when the script prints trigger, restarts the demo: a new app, with
+// another secret and empty state, takes the listener's requests and the
+// old one shuts down, closing the page's connection.
+func runRestartScript(t *testing.T, script, trigger string) {
 	node := testenv.RequireNode(t)
 	chromium := testenv.RequireChromium(t)
 	root := testenv.ModuleRoot(t)
@@ -138,7 +155,7 @@ func TestBrowserDevRestart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "devrestart.js"), "http://"+ln.Addr().String()+"/")
+	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", script), "http://"+ln.Addr().String()+"/")
 	cmd.Env = append(os.Environ(), "HERALD_TESTDATA="+testenv.TestdataDir(t), "HERALD_CHROMIUM="+chromium)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
@@ -155,7 +172,7 @@ func TestBrowserDevRestart(t *testing.T) {
 	var out []string
 	for sc.Scan() {
 		out = append(out, sc.Text())
-		if sc.Text() != "connected" {
+		if sc.Text() != trigger {
 			continue
 		}
 		// The restart: a new process would answer on the same address
@@ -169,8 +186,8 @@ func TestBrowserDevRestart(t *testing.T) {
 		scancel()
 	}
 	err = cmd.Wait()
-	t.Logf("devrestart.js output:\n%s\n%s", strings.Join(out, "\n"), stderr.String())
+	t.Logf("%s output:\n%s\n%s", script, strings.Join(out, "\n"), stderr.String())
 	if err != nil {
-		t.Fatalf("devrestart.js: %v", err)
+		t.Fatalf("%s: %v", script, err)
 	}
 }

@@ -644,3 +644,166 @@ func TestDevSecretSurvivesRestart(t *testing.T) {
 		t.Fatalf("the token from before the restart: %v", err)
 	}
 }
+
+// TestClusterWorkerKilledJobStalls: a worker reporting a job with a lease
+// is killed (SIGKILL) mid-job under two nodes: the user's tabs on both
+// nodes get job_failed with code job_stalled within the lease, once; a tab
+// opened later hears nothing more of the job. Before, the bar stayed at
+// its last progress forever.
+func TestClusterWorkerKilledJobStalls(t *testing.T) {
+	testenv.RequireNode(t)
+	_, worker := binaries(t)
+	r := redistest.Start(t)
+	a := startNode(t, "A", r.URL())
+	b := startNode(t, "B", r.URL())
+	tabA := connect(t, a.URL, "alice", nodeclient.Options{})
+	tabB := connect(t, b.URL, "alice", nodeclient.Options{Transports: []string{"websocket"}})
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+
+	cmd := exec.Command(worker, "-user", "alice", "-steps", "1000", "-delay", "100ms", "-lease", "1s", "-job", "job_k")
+	cmd.Env = append(os.Environ(), "REDIS_URL="+r.URL())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if _, err := tabA.WaitEvent(ctx, "job_progress"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed := time.Now()
+	stalled := func(c *nodeclient.Client) int {
+		n := 0
+		for _, m := range c.Events() {
+			if m.Event == "job_failed" && len(m.Args) > 0 && strings.Contains(string(m.Args[0]), `"code":"job_stalled"`) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tab := range []*nodeclient.Client{tabA, tabB} {
+		if _, err := tab.WaitEvent(ctx, "job_failed"); err != nil {
+			t.Fatalf("no job_failed after the worker died: %v", err)
+		}
+	}
+	t.Logf("job_failed reached both tabs %v after the SIGKILL (lease 1s, checked every 1s)", time.Since(killed).Round(10*time.Millisecond))
+	// Both nodes check the leases every second: a few more checks pass.
+	time.Sleep(2500 * time.Millisecond)
+	if na, nb := stalled(tabA), stalled(tabB); na != 1 || nb != 1 {
+		t.Errorf("job_stalled failures: %d on A's tab, %d on B's, want 1 each", na, nb)
+	}
+	later := connect(t, b.URL, "alice", nodeclient.Options{})
+	time.Sleep(500 * time.Millisecond)
+	for _, m := range later.Events() {
+		if strings.Contains(string(m.Raw), "job_k") {
+			t.Errorf("a tab opened after the job failed got %s", m.Raw)
+		}
+	}
+}
+
+// TestClusterJobState: two nodes share the job state in Redis with a worker
+// (an Emitter). A job completed while its user was offline is delivered to
+// the user's next tab, on any node, once; a job still running is shown to
+// every tab that connects, on either node, at its latest progress.
+func TestClusterJobState(t *testing.T) {
+	testenv.RequireNode(t)
+	_, worker := binaries(t)
+	r := redistest.Start(t)
+	a := startNode(t, "A", r.URL())
+	b := startNode(t, "B", r.URL())
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+	runWorker := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(worker, args...)
+		cmd.Env = append(os.Environ(), "REDIS_URL="+r.URL())
+		return cmd
+	}
+	// alice is offline: the result waits for her.
+	if out, err := runWorker("-user", "alice", "-steps", "1", "-delay", "0", "-job", "done1").CombinedOutput(); err != nil {
+		t.Fatalf("worker: %v\n%s", err, out)
+	}
+	slow := runWorker("-user", "alice", "-steps", "10", "-delay", "700ms", "-job", "run1", "-lease", "1m")
+	if err := slow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slow.Process.Kill(); _ = slow.Wait() })
+	// Wait until run1 has a state, through the demo's API.
+	var progress int
+	eventually(t, "run1 reported", func() bool {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.URL+"/api/v1/jobs/states", nil)
+		req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data struct {
+				Jobs []struct {
+					Key      string `json:"key"`
+					Progress int    `json:"progress"`
+				} `json:"jobs"`
+			} `json:"data"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&body) != nil || len(body.Data.Jobs) != 1 || body.Data.Jobs[0].Key != "job:run1" {
+			return false
+		}
+		progress = body.Data.Jobs[0].Progress
+		return true
+	})
+
+	jobEvents := func(c *nodeclient.Client) []string {
+		var out []string
+		for _, m := range c.Events() {
+			if strings.HasPrefix(m.Event, "job_") && len(m.Args) > 0 {
+				var p struct {
+					JobID string `json:"jobId"`
+				}
+				_ = json.Unmarshal(m.Args[0], &p)
+				out = append(out, m.Event+" "+p.JobID)
+			}
+		}
+		return out
+	}
+	first := connect(t, b.URL, "alice", nodeclient.Options{})
+	if _, err := first.WaitEvent(ctx, "job_completed"); err != nil {
+		t.Fatalf("the result of a job that ended while alice was offline: %v", err)
+	}
+	m, err := first.WaitEvent(ctx, "job_progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		JobID    string `json:"jobId"`
+		Progress int    `json:"progress"`
+	}
+	if json.Unmarshal(m.Args[0], &p) != nil || p.JobID != "run1" || p.Progress < progress {
+		t.Errorf("first job_progress on connect = %s, want run1 at %d%% or more", m.Args[0], progress)
+	}
+	first.Close()
+	second := connect(t, a.URL, "alice", nodeclient.Options{})
+	if _, err := second.WaitEvent(ctx, "job_progress"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, ev := range jobEvents(second) {
+		if ev == "job_completed done1" {
+			t.Errorf("a second tab, after the first got it, got job_completed done1 again: %v", jobEvents(second))
+		}
+	}
+}
+
+// eventually polls cond every 50 ms for up to 15 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -72,6 +72,13 @@ func configFromEnv(getenv func(string) string) (envConfig, error) {
 			bad(devsecret.EnvFile, err)
 		}
 	}
+	switch v := getenv("HERALD_JOB_STATE"); v {
+	case "", "on":
+	case "off":
+		c.App.NoJobState = true
+	default:
+		bad("HERALD_JOB_STATE", fmt.Errorf("%q is neither on nor off", v))
+	}
 	if d := getenv("HERALD_RECOVERY"); d != "" {
 		var err error
 		if c.App.Recovery, err = time.ParseDuration(d); err != nil {

@@ -81,6 +81,10 @@ func TestConfigFromEnv(t *testing.T) {
 		{name: "jwks and secret", env: map[string]string{"HERALD_JWKS_URL": "https://idp.example/jwks.json", "HERALD_JWT_ISSUER": "x", "HERALD_JWT_SECRET": secret}, wantErr: []string{"HERALD_JWKS_URL: set it or HERALD_JWT_SECRET, not both"}},
 		{name: "secret and issuer", env: map[string]string{"HERALD_JWT_SECRET": secret, "HERALD_JWT_ISSUER": "https://login.example/"}, want: envConfig{App: appConfig{Secret: []byte(secret), Issuer: "https://login.example/"}}},
 
+		{name: "job state off", env: map[string]string{"HERALD_JOB_STATE": "off"}, want: envConfig{App: appConfig{DevMode: true, NoJobState: true}}},
+		{name: "job state on", env: map[string]string{"HERALD_JOB_STATE": "on"}, want: envConfig{App: appConfig{DevMode: true}}},
+		{name: "bad job state", env: map[string]string{"HERALD_JOB_STATE": "maybe"}, wantErr: []string{`HERALD_JOB_STATE: "maybe" is neither on nor off`}},
+
 		{name: "every problem at once", env: map[string]string{"HERALD_PARSER": "x", "HERALD_PING_INTERVAL": "x", "HERALD_PING_TIMEOUT": "-1s", "HERALD_HANDSHAKE_RATE": "x", "HERALD_TRUSTED_PROXIES": "x", "HERALD_RECOVERY": "x"},
 			wantErr: []string{"HERALD_PARSER", "HERALD_PING_INTERVAL", "HERALD_PING_TIMEOUT", "HERALD_HANDSHAKE_RATE", "HERALD_TRUSTED_PROXIES", "HERALD_RECOVERY"}},
 	}

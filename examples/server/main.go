@@ -28,6 +28,9 @@
 //	                   mode
 //	HERALD_NODE_TTL    how long a crashed node's users stay online
 //	                   (Go duration, default 15s)
+//	HERALD_JOB_STATE   on (default) or off: keep each user's job states,
+//	                   so that a reloaded page gets its bars back (in
+//	                   Redis with REDIS_URL, in memory otherwise)
 //	HERALD_RECOVERY    connection-state recovery window (Go duration, e.g.
 //	                   2m; default off); a cluster needs
 //	                   HERALD_REDIS_MODE=streams

@@ -14,6 +14,8 @@
 //
 //	REDIS_URL          the cluster's Redis (default redis://localhost:6379/0)
 //	HERALD_REDIS_MODE  pubsub (default), sharded or streams, as the nodes use
+//	HERALD_JOB_STATE   on (default) or off, as the nodes use: record the
+//	                   job's events in the cluster's job state (Redis)
 package main
 
 import (
@@ -50,6 +52,7 @@ func run(args []string) error {
 	delay := fs.Duration("delay", 200*time.Millisecond, "pause between steps")
 	fail := fs.Bool("fail", false, "end with job_failed instead of job_completed")
 	jobID := fs.String("job", "", "job id (default: random)")
+	lease := fs.Duration("lease", 0, "fail the job as stalled if no step follows within this (0: no lease)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +63,8 @@ func run(args []string) error {
 		return fmt.Errorf("-steps %d: must be 1..1000", *steps)
 	case *delay < 0:
 		return fmt.Errorf("-delay %v: must not be negative", *delay)
+	case *lease < 0:
+		return fmt.Errorf("-lease %v: must not be negative", *lease)
 	}
 	if *jobID == "" {
 		var b [6]byte
@@ -87,7 +92,15 @@ func run(args []string) error {
 		return err
 	}
 	defer broker.Close(context.Background())
-	emitter, err := socketio.NewEmitter(socketio.EmitterConfig{Broker: broker})
+	ecfg := socketio.EmitterConfig{Broker: broker}
+	if os.Getenv("HERALD_JOB_STATE") != "off" {
+		// The nodes' job state: a page reloaded mid-job gets its bar back,
+		// and a worker killed mid-job is failed after its lease.
+		if ecfg.Jobs, err = adapter.NewRedisJobStore(adapter.RedisJobStoreConfig{Client: client}); err != nil {
+			return err
+		}
+	}
+	emitter, err := socketio.NewEmitter(ecfg)
 	if err != nil {
 		return err
 	}
@@ -103,7 +116,7 @@ func run(args []string) error {
 			case <-time.After(*delay):
 			}
 		}
-		p := events.JobProgressPayload{JobID: *jobID, Progress: i * 100 / *steps, Message: fmt.Sprintf("step %d of %d", i, *steps)}
+		p := events.JobProgressPayload{JobID: *jobID, Progress: i * 100 / *steps, Message: fmt.Sprintf("step %d of %d", i, *steps), Lease: *lease}
 		if err := emitter.EmitToUser(ctx, *user, events.JobProgress, p); err != nil {
 			return err
 		}

@@ -188,6 +188,7 @@ function listen(s) {
     online.add(userId);
     renderOnline();
     loadOnline();
+    reconcileJobs();
   });
 
   s.on('job_progress', ({ jobId, progress, message }) => {
@@ -196,8 +197,8 @@ function listen(s) {
   s.on('job_completed', ({ jobId, result }) => {
     setJob(jobId, 'completed', 100, result === undefined ? '' : `result: ${JSON.stringify(result)}`);
   });
-  s.on('job_failed', ({ jobId, error }) => {
-    setJob(jobId, 'failed', undefined, error);
+  s.on('job_failed', ({ jobId, error, code }) => {
+    setJob(jobId, 'failed', undefined, code === 'job_stalled' ? `stalled: ${error}` : error);
   });
 
   for (const status of ['started', 'completed', 'failed']) {
@@ -258,6 +259,25 @@ function jobRow(jobId) {
     $('#jobs').prepend(li);
   }
   return li;
+}
+
+// reconcileJobs runs after every (re)connection. herald has just sent the
+// latest state of each running job (as job_progress and analysis:started
+// events) and any result missed while away; a bar still "running" that the
+// server does not know any more belongs to a server that lost its state
+// (restarted without Redis): say so instead of showing it running forever.
+async function reconcileJobs() {
+  let known;
+  try {
+    known = new Set((await api('GET', '/api/v1/jobs/states')).data.jobs.map((j) => j.key));
+  } catch {
+    return; // job state off or unavailable: nothing to compare with
+  }
+  for (const [jobId, li] of jobs) {
+    if (li.dataset.state === 'running' && !known.has(`job:${jobId}`)) {
+      setJob(jobId, 'unknown', undefined, 'the server lost track of this job (it restarted)');
+    }
+  }
 }
 
 function setJob(jobId, state, progress, detail) {
