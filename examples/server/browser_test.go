@@ -153,7 +153,7 @@ func runRestartScript(t *testing.T, script, trigger string) {
 		<-served
 	})
 
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", script), "http://"+ln.Addr().String()+"/")
 	cmd.Env = append(os.Environ(), "HERALD_TESTDATA="+testenv.TestdataDir(t), "HERALD_CHROMIUM="+chromium)

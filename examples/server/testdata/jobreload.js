@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // jobreload.js checks, for examples/server/browser_test.go, that the demo
 // page gets its job bars back: after a reload in the middle of a job (the
-// server sends the job's latest state when the page connects), and, when
-// the demo restarts without its job state, that the page says the job was
-// lost instead of showing it running forever.
+// server sends the job's latest state when the page connects), in a second
+// tab opened mid-job, a job that completed while the user was offline (once:
+// not after the next reload), and, when the demo restarts without its job
+// state, that the page says the job was lost instead of showing it running
+// forever.
 //
 // Usage: node jobreload.js URL. It prints "restart" once the reload part
 // passed; the test then restarts the demo behind URL. Exits 0 when both
@@ -17,7 +19,7 @@ const testdata = process.env.HERALD_TESTDATA || path.resolve(__dirname, '../../.
 const { chromium } = createRequire(path.join(testdata, 'package.json'))('playwright-core');
 
 const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
-const TOTAL_TIMEOUT_MS = 50_000;
+const TOTAL_TIMEOUT_MS = 55_000;
 const consoleLines = [];
 
 function check(ok, message) {
@@ -84,10 +86,45 @@ async function run(url) {
     check(seen.find((p) => p > 0) === 10, `after the reload the bar first showed ${JSON.stringify(seen)}, want 10 (the job's state) before any later step`);
     console.log(`bar restored at 10% after the reload (values ${JSON.stringify(seen)})`);
 
+    // A second tab opened mid-job shows the bar too.
+    const tab2 = await browser.newPage();
+    tab2.setDefaultTimeout(15_000);
+    await tab2.goto(url);
+    await connect(tab2, 'alice');
+    await tab2.waitForSelector(`${row}[data-state="running"] .bar[data-progress]`);
+    console.log('a second tab opened mid-job shows the bar');
+
+    // alice goes offline while a short job finishes: her next page is told
+    // it completed, once.
+    await tab2.fill('#steps', '1');
+    await tab2.fill('#delay', '1500');
+    const [res2] = await Promise.all([
+      tab2.waitForResponse((r) => r.url().endsWith('/api/v1/jobs') && r.request().method() === 'POST'),
+      tab2.click('#start-job'),
+    ]);
+    const short = (await res2.json()).jobId;
+    const shortRow = `.job[data-job-id="${short}"]`;
+    await page.close();
+    await tab2.close();
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // the job completes meanwhile
+    const back = await browser.newPage();
+    back.setDefaultTimeout(15_000);
+    back.on('console', (msg) => consoleLines.push(`console.${msg.type()}: ${msg.text()}`));
+    await back.goto(url);
+    await connect(back, 'alice');
+    await back.waitForSelector(`${shortRow}[data-state="completed"]`);
+    await back.waitForSelector(`${row}[data-state="running"]`);
+    console.log(`job ${short}, completed while alice was offline, shown once she is back`);
+    await back.reload();
+    await connect(back, 'alice');
+    await back.waitForSelector(`${row}[data-state="running"]`);
+    check(await back.$(shortRow) === null, `job ${short} was shown again after a reload`);
+    console.log('not repeated after a reload');
+
     console.log('restart');
     // The demo restarts without its job state: the page reconnects (with a
     // new dev token) and marks the job as lost rather than running.
-    await page.waitForSelector(`${row}[data-state="unknown"]`, { timeout: 30_000 });
+    await back.waitForSelector(`${row}[data-state="unknown"]`, { timeout: 30_000 });
     console.log('after the restart the job is shown as lost');
   } finally {
     await browser.close();
