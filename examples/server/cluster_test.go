@@ -807,3 +807,53 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestClusterNodeKilledJobStalls: the node running a job (the demo's
+// simulated jobs run in the node that accepted them) is killed with SIGKILL:
+// the job's lease ends and the surviving node fails it for the user's tab
+// on it, with code job_stalled, once.
+func TestClusterNodeKilledJobStalls(t *testing.T) {
+	testenv.RequireNode(t)
+	r := redistest.Start(t)
+	a := startNode(t, "A", r.URL())
+	b := startNode(t, "B", r.URL())
+	tab := connect(t, b.URL, "alice", nodeclient.Options{Transports: []string{"websocket"}})
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+	// Ten steps a second apart: its lease is 3 × 1 s + 2 s.
+	body := `{"steps":10,"delayMs":1000}`
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/api/v1/jobs", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/jobs = %s", resp.Status)
+	}
+	if _, err := tab.WaitEvent(ctx, "job_progress"); err != nil {
+		t.Fatal(err)
+	}
+	a.kill9()
+	killed := time.Now()
+	m, err := tab.WaitEvent(ctx, "job_failed")
+	if err != nil {
+		t.Fatalf("no job_failed after the node running the job died: %v", err)
+	}
+	if !strings.Contains(string(m.Args[0]), `"code":"job_stalled"`) {
+		t.Errorf("job_failed = %s, want code job_stalled", m.Args[0])
+	}
+	t.Logf("job_failed %v after the SIGKILL (lease 5 s)", time.Since(killed).Round(10*time.Millisecond))
+	time.Sleep(2500 * time.Millisecond)
+	n := 0
+	for _, m := range tab.Events() {
+		if m.Event == "job_failed" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d job_failed, want 1", n)
+	}
+}
