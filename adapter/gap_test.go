@@ -45,6 +45,13 @@ func TestRedisResubscriptionGapReported(t *testing.T) {
 				inB.waitN(t, 1)
 
 				srv.Kill()
+				// A flags its publishes once it has seen its own
+				// subscription drop: that is how it learns of the restart
+				// (the documented limit: until its goroutine has run, a
+				// loaded machine took 50 ms once, it cannot know).
+				if from == "node" {
+					eventually(t, "A seeing its subscription drop", func() bool { return !a.Metrics().SubscriptionUp })
+				}
 				srv.Restart(t)
 				// Publish through the restart and the resubscriptions.
 				results := map[int]error{}
