@@ -323,13 +323,7 @@ func orDefault[T comparable](v, def T) T {
 // first. Otherwise Verify does no I/O and does not block. After Close,
 // Verify still verifies with the keys it has, and fetches nothing.
 func (v *JWKSVerifier) Verify(ctx context.Context, token string) (Principal, error) {
-	if token == "" {
-		return Principal{}, fmt.Errorf("%w", ErrTokenMissing)
-	}
-	if err := checkSyntax(token); err != nil {
-		return Principal{}, err
-	}
-	alg, kid, err := parseHeader(token)
+	alg, kid, err := readHeader(token)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -348,17 +342,7 @@ func (v *JWKSVerifier) Verify(ctx context.Context, token string) (Principal, err
 	if err != nil {
 		return Principal{}, err
 	}
-	for _, k := range keys {
-		claims := jwt.MapClaims{}
-		_, err := jwt.NewParser(k.opts...).ParseWithClaims(token, claims, func(*jwt.Token) (any, error) {
-			return k.key, nil
-		})
-		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
-			continue // not signed with this key; try the next one with this kid
-		}
-		return is.rules.principal(claims, err)
-	}
-	return Principal{}, invalid("signature mismatch")
+	return verifyWith(token, keys, func(k jwksKey) (any, []jwt.ParserOption) { return k.key, k.opts }, is.rules)
 }
 
 // keys returns the keys of is to try for a token with this alg and kid,

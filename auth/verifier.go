@@ -266,13 +266,7 @@ func checkKey(k Key) (any, []error) {
 // Verify does no I/O and does not block; ctx is accepted for key sources
 // that fetch keys and is not used yet.
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
-	if token == "" {
-		return Principal{}, fmt.Errorf("%w", ErrTokenMissing)
-	}
-	if err := checkSyntax(token); err != nil {
-		return Principal{}, err
-	}
-	alg, kid, err := parseHeader(token)
+	alg, kid, err := readHeader(token)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -280,15 +274,34 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	if err != nil {
 		return Principal{}, err
 	}
+	return verifyWith(token, keys, func(k verifierKey) (any, []jwt.ParserOption) { return k.key, k.opts }, v.rules)
+}
+
+// readHeader checks token's form and returns its header's alg and kid.
+func readHeader(token string) (alg, kid string, err error) {
+	if token == "" {
+		return "", "", fmt.Errorf("%w", ErrTokenMissing)
+	}
+	if err := checkSyntax(token); err != nil {
+		return "", "", err
+	}
+	return parseHeader(token)
+}
+
+// verifyWith verifies token with each of keys in turn (key gives a key and
+// its parser options) until one's signature matches, and applies rules to
+// its claims.
+func verifyWith[K any](token string, keys []K, key func(K) (any, []jwt.ParserOption), rules claimRules) (Principal, error) {
 	for _, k := range keys {
+		pub, opts := key(k)
 		claims := jwt.MapClaims{}
-		_, err := jwt.NewParser(k.opts...).ParseWithClaims(token, claims, func(*jwt.Token) (any, error) {
-			return k.key, nil
+		_, err := jwt.NewParser(opts...).ParseWithClaims(token, claims, func(*jwt.Token) (any, error) {
+			return pub, nil
 		})
 		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 			continue // not signed with this key; try the next candidate
 		}
-		return v.rules.principal(claims, err)
+		return rules.principal(claims, err)
 	}
 	return Principal{}, invalid("signature mismatch")
 }

@@ -30,11 +30,6 @@ func (s *Server) deliver(m adapter.Message) {
 		offset = m.Offset
 	}
 	var msgs []*engineio.Message
-	defer func() {
-		if msgs != nil && nsp.name == "/" {
-			s.markDelivered(m) // a terminal job event reached a socket
-		}
-	}()
 	for _, sock := range nsp.members(m.Rooms, m.Except) {
 		if msgs == nil {
 			var err error
@@ -46,6 +41,9 @@ func (s *Server) deliver(m adapter.Message) {
 		if err := sock.client.conn.Send(msgs...); err != nil {
 			s.log.Debug("delivery to a closed connection dropped", "sid", sock.id, "event", m.Event, "err", err)
 		}
+	}
+	if msgs != nil && s.cfg.Jobs != nil && nsp.name == "/" {
+		s.markDelivered(m) // a terminal job event reached a socket
 	}
 }
 

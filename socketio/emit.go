@@ -28,33 +28,10 @@ func (s *Server) EmitToUser(ctx context.Context, userID string, ev events.Event,
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	if s.cfg.Jobs == nil {
-		return s.publish(ctx, []string{UserRoom(userID)}, nil, ev, payload)
-	}
 	if err := s.errIfClosed(); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if ev == nil {
-		return fmt.Errorf("%w: nil event", events.ErrInvalidName)
-	}
-	data, err := ev.EncodeAny(payload, s.cfg.Now())
-	if err != nil {
-		return err
-	}
-	if u, ok := jobUpdate(userID, ev, payload, data, s.cfg.Now()); ok {
-		stale, err := recordJob(ctx, s.cfg.Jobs, u)
-		switch {
-		case stale:
-			s.jobsDropped.Add(1)
-			return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
-		case err != nil:
-			s.log.Warn("job state not recorded; sending anyway", "user", userID, "job", u.Key, "err", err)
-		}
-	}
-	return s.publishData(ctx, "", []string{UserRoom(userID)}, nil, ev.Name(), data)
+	return s.publishTo(ctx, "", userID, []string{UserRoom(userID)}, nil, ev, payload)
 }
 
 // EmitToRoom sends ev with payload to every socket in room, on every node.
@@ -70,30 +47,38 @@ func (s *Server) publish(ctx context.Context, rooms, except []string, ev events.
 	if err := s.errIfClosed(); err != nil {
 		return err
 	}
-	return s.publishTo(ctx, "", rooms, except, ev, payload)
+	return s.publishTo(ctx, "", "", rooms, except, ev, payload)
 }
 
 // publishTo publishes into namespace nsp ("" for "/") without the shutdown
-// check (the presence notes that Shutdown itself causes use it).
-func (s *Server) publishTo(ctx context.Context, nsp string, rooms, except []string, ev events.Event, payload any) error {
+// check (the presence notes that Shutdown itself causes use it). userID,
+// when not empty, is the user whose room the emit is for: with
+// Config.Jobs, a job event for it in "/" is recorded first (gateJob).
+func (s *Server) publishTo(ctx context.Context, nsp, userID string, rooms, except []string, ev events.Event, payload any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if ev == nil {
 		return fmt.Errorf("%w: nil event", events.ErrInvalidName)
 	}
-	data, err := ev.EncodeAny(payload, s.cfg.Now())
+	now := s.cfg.Now()
+	data, err := ev.EncodeAny(payload, now)
 	if err != nil {
 		return err
 	}
-	return s.publishData(ctx, nsp, rooms, except, ev.Name(), data)
-}
-
-// publishData publishes the encoded argument data of event.
-func (s *Server) publishData(ctx context.Context, nsp string, rooms, except []string, event string, data json.RawMessage) error {
-	m := adapter.Message{Namespace: nsp, Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: event, Args: []json.RawMessage{data}}
+	if s.cfg.Jobs != nil && userID != "" && nsp == "" {
+		drop, failed := gateJob(ctx, s.cfg.Jobs, userID, ev, payload, data, now)
+		if drop != nil {
+			s.jobsDropped.Add(1)
+			return drop
+		}
+		if failed != nil {
+			s.log.Warn("sending an event whose job state was not recorded", "user", userID, "err", failed)
+		}
+	}
+	m := adapter.Message{Namespace: nsp, Rooms: slices.Clone(rooms), Except: slices.Clone(except), Event: ev.Name(), Args: []json.RawMessage{data}}
 	if err := s.cfg.Broker.Publish(ctx, m); err != nil {
-		return fmt.Errorf("socketio: emit %s: %w", event, err)
+		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func (e *Emitter) EmitToUser(ctx context.Context, userID string, ev events.Event
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	return e.emitTo(ctx, "", userID, []string{UserRoom(userID)}, ev, payload)
+	return e.emit(ctx, "", userID, []string{UserRoom(userID)}, ev, payload)
 }
 
 // EmitToRoom sends ev with payload to every socket in room on every node.
@@ -68,17 +68,14 @@ func (e *Emitter) EmitToRoom(ctx context.Context, room string, ev events.Event, 
 	if err := ValidateRoom(room); err != nil {
 		return err
 	}
-	return e.emit(ctx, "", []string{room}, ev, payload)
+	return e.emit(ctx, "", "", []string{room}, ev, payload)
 }
 
-// emit publishes ev to rooms of namespace nsp ("" for "/").
-func (e *Emitter) emit(ctx context.Context, nsp string, rooms []string, ev events.Event, payload any) error {
-	return e.emitTo(ctx, nsp, "", rooms, ev, payload)
-}
-
-// emitTo is emit; userID, when not empty, is the user the rooms belong to,
-// whose job state records ev (main namespace only).
-func (e *Emitter) emitTo(ctx context.Context, nsp, userID string, rooms []string, ev events.Event, payload any) error {
+// emit publishes ev to rooms of namespace nsp ("" for "/"). userID, when
+// not empty, is the user whose room rooms is: with EmitterConfig.Jobs, a
+// job event for it in "/" is recorded first (gateJob); if the store fails,
+// the event is sent and the store's error returned.
+func (e *Emitter) emit(ctx context.Context, nsp, userID string, rooms []string, ev events.Event, payload any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -90,23 +87,16 @@ func (e *Emitter) emitTo(ctx context.Context, nsp, userID string, rooms []string
 	if err != nil {
 		return err
 	}
+	var failed error
 	if e.jobs != nil && userID != "" && nsp == "" {
-		if u, ok := jobUpdate(userID, ev, payload, data, now); ok {
-			if stale, err := recordJob(ctx, e.jobs, u); stale {
-				return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
-			} else if err != nil {
-				// Sent anyway: the event matters more than its record.
-				err = fmt.Errorf("socketio: emit %s: job state not recorded: %w", ev.Name(), err)
-				if perr := e.broker.Publish(ctx, adapter.Message{Namespace: nsp, Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}); perr != nil {
-					return errors.Join(err, perr)
-				}
-				return err
-			}
+		var drop error
+		if drop, failed = gateJob(ctx, e.jobs, userID, ev, payload, data, now); drop != nil {
+			return drop
 		}
 	}
 	m := adapter.Message{Namespace: nsp, Rooms: rooms, Event: ev.Name(), Args: []json.RawMessage{data}}
 	if err := e.broker.Publish(ctx, m); err != nil {
-		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err)
+		return errors.Join(failed, fmt.Errorf("socketio: emit %s: %w", ev.Name(), err))
 	}
-	return nil
+	return failed
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -65,14 +66,25 @@ func jobUpdate(userID string, ev events.Event, payload any, data json.RawMessage
 	return u, true
 }
 
-// recordJob records a job event emitted to userID in store, before it is
-// sent. A stale event is refused (the caller drops it); a store that fails
-// does not stop the emit: it is logged and counted.
-func recordJob(ctx context.Context, store adapter.JobStore, u adapter.JobUpdate) (stale bool, err error) {
+// gateJob records in store a job event ev, encoded as data, emitted to
+// userID at at, before it is sent. drop is the error to return instead of
+// sending it (a stale event, ErrStaleJobEvent); failed is the store's own
+// failure, after which the event is sent anyway: it matters more than its
+// record. Events that are not about a job pass.
+func gateJob(ctx context.Context, store adapter.JobStore, userID string, ev events.Event, payload any, data json.RawMessage, at time.Time) (drop, failed error) {
+	u, ok := jobUpdate(userID, ev, payload, data, at)
+	if !ok {
+		return nil, nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobOpTimeout)
 	defer cancel()
-	err = store.Record(ctx, u)
-	return errors.Is(err, adapter.ErrStaleJobEvent), err
+	switch err := store.Record(ctx, u); {
+	case errors.Is(err, adapter.ErrStaleJobEvent):
+		return fmt.Errorf("socketio: emit %s: %w", ev.Name(), err), nil
+	case err != nil:
+		return nil, fmt.Errorf("socketio: emit %s: job state of %s not recorded: %w", ev.Name(), u.Key, err)
+	}
+	return nil, nil
 }
 
 // JobStates returns the latest state of each of userID's jobs still

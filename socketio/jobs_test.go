@@ -144,6 +144,12 @@ func TestJobProgressNeverBackwards(t *testing.T) {
 	if !errors.Is(err, socketio.ErrStaleJobEvent) {
 		t.Errorf("progress 30 after 50 = %v, want ErrStaleJobEvent", err)
 	}
+	// Of("/").EmitToUser is EmitToUser: the same rules.
+	root, err := ts.Of("/")
+	must(t, err)
+	if err := root.EmitToUser(ctx, "alice", events.JobProgress, events.JobProgressPayload{JobID: "j", Progress: 40}); !errors.Is(err, socketio.ErrStaleJobEvent) {
+		t.Errorf(`Of("/").EmitToUser of progress 40 after 50 = %v, want ErrStaleJobEvent`, err)
+	}
 	must(t, ts.EmitToUser(ctx, "alice", events.JobProgress, events.JobProgressPayload{JobID: "j", Progress: 50, Message: "same progress, new message"}))
 	must(t, ts.EmitToUser(ctx, "alice", events.JobFailed, events.JobFailedPayload{JobID: "j", Error: "boom"}))
 	for _, late := range []struct {
@@ -163,8 +169,8 @@ func TestJobProgressNeverBackwards(t *testing.T) {
 	if got := settle(t, tab, len(want)); !equalStrings(got, want) {
 		t.Errorf("the tab got %v, want %v", got, want)
 	}
-	if n := ts.JobEventsDropped(); n != 4 {
-		t.Errorf("JobEventsDropped = %d, want 4", n)
+	if n := ts.JobEventsDropped(); n != 5 {
+		t.Errorf("JobEventsDropped = %d, want 5", n)
 	}
 }
 

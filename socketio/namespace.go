@@ -11,8 +11,10 @@ import (
 // Namespace emits into one namespace of the cluster: a Server's (see
 // Server.Of) or an Emitter's. It is safe for concurrent use.
 type Namespace struct {
-	name    string // "/" or a name of Config.Namespaces
-	publish func(ctx context.Context, nsp string, rooms []string, ev events.Event, payload any) error
+	name string // "/" or a name of Config.Namespaces
+	// publish emits into nsp; userID is the user whose room rooms is, or
+	// "" for another room.
+	publish func(ctx context.Context, nsp, userID string, rooms []string, ev events.Event, payload any) error
 }
 
 // Name returns the namespace's name, e.g. "/admin".
@@ -24,7 +26,7 @@ func (n *Namespace) EmitToUser(ctx context.Context, userID string, ev events.Eve
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
-	return n.publish(ctx, messageNamespace(n.name), []string{UserRoom(userID)}, ev, payload)
+	return n.publish(ctx, messageNamespace(n.name), userID, []string{UserRoom(userID)}, ev, payload)
 }
 
 // EmitToRoom sends ev with payload to every socket in room in the
@@ -33,7 +35,7 @@ func (n *Namespace) EmitToRoom(ctx context.Context, room string, ev events.Event
 	if err := ValidateRoom(room); err != nil {
 		return err
 	}
-	return n.publish(ctx, messageNamespace(n.name), []string{room}, ev, payload)
+	return n.publish(ctx, messageNamespace(n.name), "", []string{room}, ev, payload)
 }
 
 // Of returns the namespace name, which must be "/" or one of
@@ -43,11 +45,11 @@ func (s *Server) Of(name string) (*Namespace, error) {
 	if name != "/" && !slices.Contains(s.cfg.Namespaces, name) {
 		return nil, fmt.Errorf("%w: %q is not in Config.Namespaces", ErrUnknownNamespace, name)
 	}
-	return &Namespace{name: name, publish: func(ctx context.Context, nsp string, rooms []string, ev events.Event, payload any) error {
+	return &Namespace{name: name, publish: func(ctx context.Context, nsp, userID string, rooms []string, ev events.Event, payload any) error {
 		if err := s.errIfClosed(); err != nil {
 			return err
 		}
-		return s.publishTo(ctx, nsp, rooms, nil, ev, payload)
+		return s.publishTo(ctx, nsp, userID, rooms, nil, ev, payload)
 	}}, nil
 }
 

@@ -155,7 +155,7 @@ func (s *Server) broadcastPresence(ctx context.Context, ev PresenceEvent) error 
 	subject := UserRoom(ev.UserID)
 	visible := s.cfg.PresenceVisible
 	if visible == nil {
-		return s.publishTo(ctx, "", nil, []string{subject}, def, p)
+		return s.publishTo(ctx, "", "", nil, []string{subject}, def, p)
 	}
 	viewers, err := s.cfg.Presence.Users(ctx)
 	if err != nil && !errors.Is(err, adapter.ErrPartial) {
@@ -170,5 +170,5 @@ func (s *Server) broadcastPresence(ctx context.Context, ev PresenceEvent) error 
 	if len(rooms) == 0 {
 		return nil
 	}
-	return s.publishTo(ctx, "", rooms, nil, def, p)
+	return s.publishTo(ctx, "", "", rooms, nil, def, p)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,36 +22,16 @@ import (
 // one that does not takes milliseconds.
 const stallTimeout = 2 * time.Second
 
-// pollJoin opens a long-polling session and joins "/" as userID, and
-// returns the CONNECT's answer: "40{..." when accepted.
-func pollJoin(ts *testServer, token string) (string, error) {
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Get(ts.URL + "/socket.io/?EIO=4&transport=polling")
-	if err != nil {
-		return "", err
-	}
-	body, err := readAll(resp)
-	if err != nil {
-		return "", err
-	}
-	sid, ok := strings.CutPrefix(body, `0{"sid":"`)
-	if !ok {
-		return "", fmt.Errorf("handshake: %q", body)
-	}
-	sid, _, _ = strings.Cut(sid, `"`)
-	url := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+// pollJoin opens a long-polling session, joins "/" with token and returns
+// the CONNECT's answer: "40{..." when accepted.
+func pollJoin(t *testing.T, ts *testServer, token string) (string, error) {
+	url := pollURL(ts, "EIO=4&transport=polling&sid="+pollHandshake(t, ts))
 	if code, b, err := post(url, fmt.Sprintf(`40{"token":%q}`, token)); err != nil || code != http.StatusOK {
 		return "", fmt.Errorf("POST CONNECT = %d %q %v", code, b, err)
 	}
 	got, err := getBody(url)
 	_, _, _ = post(url, "1")
 	return string(got), err
-}
-
-func readAll(resp *http.Response) (string, error) {
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return string(b), err
 }
 
 // TestRedisStallLocalWorkGoesOn: Redis stops answering (SIGSTOP) under two
@@ -133,7 +112,7 @@ func testRedisStall(t *testing.T, mode adapter.RedisMode) {
 	joins := make([]time.Duration, n)
 	for i := range n {
 		start := time.Now()
-		answer, err := pollJoin(a, a.token(t, fmt.Sprintf("new%d", i)))
+		answer, err := pollJoin(t, a, a.token(t, fmt.Sprintf("new%d", i)))
 		joins[i] = time.Since(start)
 		if err != nil || !strings.HasPrefix(answer, "40{") {
 			t.Fatalf("handshake %d during the stall: %q, %v", i, answer, err)
